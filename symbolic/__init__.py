@@ -1,0 +1,1 @@
+"""cnn-derive's symbolic core: spec -> network -> brute-force derivatives -> proven rules -> numbers."""
