@@ -121,7 +121,7 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("case")
     e.set_defaults(func=cmd_eval)
 
-    x = sub.add_parser("expand", help="the expanded brute-force derivative for one parameter (e.g. w_11, b_1, w2_3, b_2)")
+    x = sub.add_parser("expand", help="the expanded brute-force derivative for one parameter (e.g. w_11, B_1, w2_3, B_2; case does not matter)")
     x.add_argument("param")
     sizes(x)
     x.add_argument("--latex", action="store_true", help="print LaTeX")

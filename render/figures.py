@@ -274,8 +274,26 @@ def _layout(panels: Sequence[_Panel], gaps: Optional[Sequence[float]] = None) ->
     total_cols = sum(p.cols for p in panels)
     max_rows = max(p.rows for p in panels)
 
-    def fixed_width() -> float:
-        return 2 * _MARGIN + sum(_ROW_LABEL_W + p.extra_width() for p in panels) + sum(gaps)
+    def pads(cell_in: float) -> list[tuple[float, float]]:
+        """Room added left/right of each panel so its (centred) title fits over it."""
+        out = []
+        for p in panels:
+            half_title = (_text_em(p.title) * _TITLE_FONT / 72.0 + 0.12) / 2.0 if p.title else 0.0
+            half_grid = p.cols * cell_in / 2.0
+            left = (0.0 if p.labels_right else _ROW_LABEL_W) + half_grid
+            right = half_grid + (_ROW_LABEL_W if p.labels_right else 0.0) + p.extra_width()
+            out.append((max(0.0, half_title - left), max(0.0, half_title - right)))
+        return out
+
+    def fixed_width(cell_in: float) -> float:
+        return (2 * _MARGIN + sum(_ROW_LABEL_W + p.extra_width() for p in panels) + sum(gaps)
+                + sum(a + b for a, b in pads(cell_in)))
+
+    def widest_cell(cell_in: float) -> float:
+        # fixed_width grows as cells shrink (title pads), so settle it with a few passes.
+        for _ in range(4):
+            cell_in = min(cell_in, (MAX_WIDTH_IN - fixed_width(cell_in)) / total_cols)
+        return cell_in
 
     def fit_font(cell_in: float, max_em: float) -> float:
         cell_pt = cell_in * 72.0
@@ -291,7 +309,7 @@ def _layout(panels: Sequence[_Panel], gaps: Optional[Sequence[float]] = None) ->
         wanted = (max_em * _TARGET_FONT + _cell_pad_pt(0.6 * 72.0)) / 72.0
         cell = min(max(wanted, 0.34), 0.68)
         cell = min(cell, MAX_GRID_HEIGHT_IN / max_rows)
-        cell = min(cell, (MAX_WIDTH_IN - fixed_width()) / total_cols)
+        cell = widest_cell(cell)
         changed = False
         for p in panels:
             if p.numbers and fit_font(cell, p.max_em) < MIN_CELL_FONT:
@@ -303,13 +321,15 @@ def _layout(panels: Sequence[_Panel], gaps: Optional[Sequence[float]] = None) ->
     title_lines = max(p.title.count("\n") + 1 if p.title else 0 for p in panels)
     title_h = title_lines * _TITLE_LINE_H + (_TITLE_PAD if title_lines else 0.0)
     grid_h = max_rows * cell
-    width = fixed_width() + total_cols * cell
+    width = fixed_width(cell) + total_cols * cell
+    panel_pads = pads(cell)
     height = 2 * _MARGIN + title_h + grid_h + _COL_LABEL_H
     fig = Figure(figsize=(round(width, 3), round(height, 3)), dpi=DPI)
 
     x = _MARGIN
     grid_bottom = _MARGIN + _COL_LABEL_H
     for i, p in enumerate(panels):
+        x += panel_pads[i][0]
         if not p.labels_right:
             x += _ROW_LABEL_W
         w, h = p.cols * cell, p.rows * cell
@@ -323,6 +343,7 @@ def _layout(panels: Sequence[_Panel], gaps: Optional[Sequence[float]] = None) ->
             cb_y = grid_bottom + (grid_h - cb_h) / 2.0
             p.cax = fig.add_axes(((x + _CBAR_GAP) / width, cb_y / height, _CBAR_W / width, cb_h / height))
             x += p.extra_width()
+        x += panel_pads[i][1]
         if i < n - 1:
             x += gaps[i]
     return fig, cell, font
@@ -725,7 +746,9 @@ def architecture(shapes: Sequence[Sequence[object]], path: PathLike) -> Path:
 
     n = len(items)
     any_trainable = any(t for _, _, op, t in items if op is not None)
-    width = _ARCH_WIDTH_IN
+    # 7 in for the lecture's 8 tensors; longer chains get wider (up to the width cap) before
+    # their boxes shrink.
+    width = max(_ARCH_WIDTH_IN, min(MAX_WIDTH_IN, 0.85 * n + 0.2))
     margin = 0.1
     usable = width - 2 * margin
     # Boxes take 58 % of the row, arrows the rest (but boxes never wider than 0.9 in).
@@ -738,10 +761,14 @@ def architecture(shapes: Sequence[Sequence[object]], path: PathLike) -> Path:
     label_h = 0.42  # two lines of op text above the boxes
     legend_h = 0.28 if any_trainable else 0.0
     height = margin + legend_h + box_h + 0.06 + label_h + margin
-    scale = min(1.0, box_w / 0.62)  # shrink fonts for very long chains
+    scale = max(0.6, min(1.0, box_w / 0.62))  # shrink fonts for very long chains
     name_font = 11.0 * scale
     shape_font = 8.5 * scale
     op_font = 8.5 * max(scale, 0.8)
+    # Neighbouring op labels are centred box_w + gap apart; shrink the font if one would collide.
+    widest = max((_text_em(_split_op(op)) for _, _, op, _ in items if op), default=0.0)
+    if widest:
+        op_font = min(op_font, 0.92 * (box_w + gap) * 72.0 / widest)
 
     with matplotlib.rc_context(_RC):
         fig = Figure(figsize=(width, round(height, 3)), dpi=DPI)

@@ -50,6 +50,8 @@ class CnnLatexPrinter(LatexPrinter):
     'w^{(2)}_{3}'
     """
 
+    _default_settings = {**LatexPrinter._default_settings, "one": r"\mathbb{1}"}
+
     def __init__(self, settings=None):
         settings = dict(settings or {})
         settings.setdefault("order", "none")
@@ -59,21 +61,88 @@ class CnnLatexPrinter(LatexPrinter):
         base, sub = _split(expr.name)
         if base == "w2" and sub:
             return f"w^{{(2)}}_{{{sub}}}"
-        if sub and base in {"x", "w", "z", "a", "p", "f", "b"}:
+        if base.endswith("bar") and len(base) > 3:
+            # fbar_1 is dL/df_1, the gradient arriving at f_1 from above
+            return rf"\bar{{{base[:-3]}}}_{{{sub}}}" if sub else rf"\bar{{{base[:-3]}}}"
+        if sub and base in {"x", "w", "z", "a", "p", "f"}:
             return f"{base}_{{{sub}}}"
         return super()._print_Symbol(expr, style=style)
 
     def _print_Relu1(self, expr, exp=None):
-        out = rf"\mathbb{{1}}[{self._print(expr.args[0])} > 0]"
+        out = rf"{self._settings['one']}[{self._print(expr.args[0])} > 0]"
         return out if exp is None else f"{out}^{{{exp}}}"
 
     def _print_Wins(self, expr, exp=None):
         a, p = (self._print(x) for x in expr.args)
-        out = rf"\mathbb{{1}}[{a} \to {p}]"
+        out = rf"{self._settings['one']}[{a} \to {p}]"
         return out if exp is None else f"{out}^{{{exp}}}"
 
     def _print_Softplus(self, expr, exp=None):
         return rf"\operatorname{{softplus}}\left({self._print(expr.args[0])}\right)"
+
+    def _print_Partial(self, expr, exp=None):
+        num, den = (self._print(a) for a in expr.args)
+        return rf"\frac{{\partial {num}}}{{\partial {den}}}"
+
+    def _print_Bar(self, expr, exp=None):
+        return rf"\bar{{{self._print(expr.args[0])}}}"
+
+    def _print_Hadamard(self, expr, exp=None):
+        a, b = (self._print(x) for x in expr.args)
+        return rf"{a} \odot {b}"
+
+    def _print_Conv(self, expr, exp=None):
+        a, b = (self._print(x) for x in expr.args)
+        return rf"\operatorname{{conv}}\left({a}, {b}\right)"
+
+    def _print_Reshape(self, expr, exp=None):
+        a, b = (self._print(x) for x in expr.args)
+        return rf"\operatorname{{reshape}}\left({a}, \text{{shape of }} {b}\right)"
+
+    def _print_Unpool(self, expr, exp=None):
+        return rf"\operatorname{{unpool}}\left({self._print(expr.args[0])}\right)"
+
+    def _print_Ind(self, expr, exp=None):
+        return rf"{self._settings['one']}[{self._print(expr.args[0])}]"
+
+    def _print_SumLines(self, expr, exp=None):
+        lhs, per_line, *terms = expr.args
+        per_line = int(per_line)
+        lines = []
+        for start in range(0, len(terms), per_line):
+            parts = []
+            for i, t in enumerate(terms[start:start + per_line]):
+                code = self._print(t)
+                if start + i == 0:
+                    parts.append(code)
+                elif code.startswith("-"):
+                    parts.append("- " + code[1:].lstrip())
+                else:
+                    parts.append("+ " + code)
+            lines.append(" ".join(parts))
+        body = r" \\ &\quad ".join(lines)
+        return rf"\begin{{aligned}} {self._print(lhs)} &= {body} \end{{aligned}}"
+
+    def _print_Flow(self, expr, exp=None):
+        items = expr.args
+        out = [self._print(items[0])]
+        for op, q in zip(items[1::2], items[2::2]):
+            out.append(rf"\xrightarrow{{\text{{{op.name}}}}} {self._print(q)}")
+        return " ".join(out)
+
+    def _print_Row(self, expr, exp=None):
+        return r" \qquad ".join(self._print(a) for a in expr.args)
+
+    def _print_Stack(self, expr, exp=None):
+        rows = r" \\[6pt] ".join(self._print(a) for a in expr.args)
+        return rf"\begin{{gathered}} {rows} \end{{gathered}}"
+
+    def _print_Boxed(self, expr, exp=None):
+        return rf"\boxed{{{self._print(expr.args[0])}}}"
+
+    def _print_BCE(self, expr, exp=None):
+        y, a = (self._print(x) for x in expr.args)
+        return rf"\operatorname{{BCE}}\left({y}, {a}\right)"
 
     def _print_Sigma(self, expr, exp=None):
         return rf"\sigma\left({self._print(expr.args[0])}\right)"
@@ -126,9 +195,6 @@ def display_map(atoms) -> dict:
     return out
 
 
-_RANK = {"A_2": 0, "y": 0}
-
-
 def _factor_rank(f) -> tuple:
     """Chain-rule order for the factors of one term: loss, dense, pool, ReLU, then inputs."""
     if f.has(sp.Symbol("A_2")):
@@ -167,6 +233,31 @@ def to_display(expr, atoms, factor: bool = False):
                 ordered.insert(0, coeff)
             e = sp.Mul(*ordered, evaluate=False)
     return e
+
+
+def number(value, digits: int = 4) -> sp.Expr:
+    r"""A float as a SymPy number for printing: integers stay integers, others keep ``digits`` significant digits.
+
+    >>> latex(number(3.0)), latex(number(0.8807970779778824)), latex(number(-2.5e-07))
+    ('3', '0.8808', '-2.5 \\cdot 10^{-7}')
+    """
+    v = float(value)
+    if v == int(v) and abs(v) < 1e15:
+        return sp.Integer(int(v))
+    return sp.Float(float(f"{v:.{digits}g}"), digits)
+
+
+def numbers(arr, digits: int = 4, boxed=None) -> sp.Matrix:
+    """A numeric array as a SymPy Matrix of ``number``s; entries where ``boxed`` is true are boxed."""
+    import numpy as np
+
+    from render.notation import Boxed
+
+    a = np.asarray(arr, dtype=float)
+    if a.ndim == 1:
+        a = a.reshape(1, -1)
+    box = np.zeros(a.shape, bool) if boxed is None else np.asarray(boxed, bool).reshape(a.shape)
+    return sp.Matrix(a.shape[0], a.shape[1], [Boxed(number(v, digits)) if b else number(v, digits) for v, b in zip(a.ravel(), box.ravel())])
 
 
 def latex(expr, **settings) -> str:

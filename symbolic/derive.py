@@ -32,10 +32,12 @@ def param_gradient(net: Network, name: str):
     """dL/d(parameter ``name``), brute force, canonical form.
 
     >>> from symbolic.network import build; from symbolic.spec import NetworkSpec
-    >>> net = build(NetworkSpec()); d = param_gradient(net, "b_2"); d == net.atoms.sigmoid(net.Z2) - net.Y
+    >>> net = build(NetworkSpec()); d = param_gradient(net, "B_2"); d == net.atoms.sigmoid(net.Z2) - net.Y
     True
     """
     params = net.params()
+    # Accept b_1 for B_1: the lecture writes the biases as capitals, people often type them small.
+    name = {n.lower(): n for n in params}.get(name.lower(), name)
     if name not in params:
         raise ParameterError(
             f"PARAM: expected one of {', '.join(params)} for n={net.spec.n}, k={net.spec.k}; got {name!r}"

@@ -1,6 +1,6 @@
 """The lecture's network built symbolically from named entries, from any stage upward.
 
-``build(spec)`` starts at the input: X = [x_ij], W1 = [w_kl], b_1, W2 = [w2_j], b_2, y are
+``build(spec)`` starts at the input: X = [x_ij], W1 = [w_kl], B_1, W2 = [w2_j], B_2, Y are
 symbols (indices from 1, as in the lecture) and Z1, A1, P1, F, Z2, L are SymEngine
 expressions in them. ``build(spec, start="A1")`` starts from fresh symbols a_ij for A1
 instead: that is L as a function of A1, whose brute-force gradient is dL/dA1.
@@ -89,11 +89,11 @@ def build(spec: NetworkSpec, start: str = "X", atoms: Atoms | None = None) -> Ne
     atoms = atoms if atoms is not None else Atoms()
     c, p, m = spec.conv, spec.pooled, spec.flat
     lab = {"Z1": labels("z", (c, c)), "A1": labels("a", (c, c)), "P1": labels("p", (p, p)), "F": labels("f", (m,))}
-    W2, B2, Y = named("w2", (m,)), se.Symbol("b_2"), se.Symbol("y")
+    W2, B2, Y = named("w2", (m,)), se.Symbol("B_2"), se.Symbol("Y")
     net = Network(spec=spec, atoms=atoms, start=start, inputs=None, W2=W2, B2=B2, Y=Y, label=lab)
     order = STAGES.index(start)
     if start == "X":
-        net.X, net.W1, net.B1 = named("x", (spec.n, spec.n)), named("w", (spec.k, spec.k)), se.Symbol("b_1")
+        net.X, net.W1, net.B1 = named("x", (spec.n, spec.n)), named("w", (spec.k, spec.k)), se.Symbol("B_1")
         net.inputs = net.X
         net.Z1 = Conv2D.forward(net.X, net.W1, net.B1)
     elif start == "Z1":

@@ -76,6 +76,10 @@ class NumericNetwork:
         known = list(self.inputs)
         for lv in range(max(level.values(), default=-1) + 1):
             syms = [s for s in atoms.by_symbol if level[s] == lv]
+            windows: dict = {}
+            for s in syms:
+                if atoms.by_symbol[s].kind == "select":
+                    windows.setdefault(atoms.by_symbol[s].args, []).append(s)
             plan, exprs = [], []
             for s in syms:
                 at = atoms.by_symbol[s]
@@ -83,7 +87,7 @@ class NumericNetwork:
                     continue  # the window's first selector evaluates the whole window
                 first = len(exprs)
                 exprs.extend(canon_args[s])
-                group = [s] if at.kind != "select" else [t for t in syms if atoms.by_symbol[t].args == at.args]
+                group = windows[at.args] if at.kind == "select" else [s]
                 plan.append((at.kind, first, len(at.args), group))
             self._levels.append((lambdify(known, exprs), plan, syms))
             known = known + syms

@@ -1,0 +1,100 @@
+"""Display-only SymPy objects for the handout's notation: partial derivatives, adjoints, matrices of names.
+
+These are never evaluated; ``printer.CnnLatexPrinter`` prints them. They let the document
+model hold every formula as a SymPy object, so that templates only print.
+"""
+from __future__ import annotations
+
+import sympy as sp
+
+
+class Partial(sp.Function):
+    """dN/dD printed as a fraction of partials. Never evaluated."""
+
+    nargs = 2
+
+
+class Bar(sp.Function):
+    """The adjoint of a quantity, \\bar{q} = dL/dq. Never evaluated."""
+
+    nargs = 1
+
+
+class Hadamard(sp.Function):
+    """A ⊙ B, elementwise product of two named matrices."""
+
+    nargs = 2
+
+
+class Conv(sp.Function):
+    """conv(A, B), the valid cross-correlation."""
+
+    nargs = 2
+
+
+class Reshape(sp.Function):
+    """reshape(A, shape of B)."""
+
+    nargs = 2
+
+
+class Unpool(sp.Function):
+    """The max-pool backward: place each entry of A at its window's first argmax."""
+
+    nargs = 1
+
+
+class Ind(sp.Function):
+    """1[condition] for a printed condition (a relational)."""
+
+    nargs = 1
+
+
+class BCE(sp.Function):
+    """Binary cross-entropy of (y, a)."""
+
+    nargs = 2
+
+
+class SumLines(sp.Function):
+    """lhs = t1 + t2 + ... broken into lines of ``per_line`` terms: SumLines(lhs, per_line, *terms)."""
+
+
+class Flow(sp.Function):
+    """X --op--> Z1 --op--> ...: Flow(q0, op0, q1, op1, ..., qn), ops as symbols named by their text."""
+
+
+class Row(sp.Function):
+    """Several formulas side by side, spaced apart."""
+
+
+class Stack(sp.Function):
+    """Several rows of formulas, one under the other, centred."""
+
+
+class Boxed(sp.Function):
+    """A value drawn in a box (a max-pool winner in a worked matrix)."""
+
+    nargs = 1
+
+
+def S(name: str) -> sp.Symbol:
+    """A named symbol. >>> S("Z_1")
+    Z_1
+    """
+    return sp.Symbol(name)
+
+
+def T(name: str) -> sp.Expr:
+    """A named matrix, transposed: F^T."""
+    return sp.MatrixSymbol(name, 1, 1).T
+
+
+def chain(*factors) -> sp.Expr:
+    """An unevaluated product that keeps the order given (the chain rule reads left to right)."""
+    return sp.Mul(*factors, evaluate=False)
+
+
+def eq(lhs, rhs) -> sp.Eq:
+    """An unevaluated equation."""
+    return sp.Eq(lhs, rhs, evaluate=False)
