@@ -15,6 +15,7 @@ import numpy as np
 import symengine as se
 
 from symbolic.derive import gradient
+from symbolic.errors import CaseError
 from symbolic.functions import first_argmax_onehot_np, sigmoid_np, softplus_np, step_np
 from symbolic.lambdify import lambdify
 from symbolic.layers import MaxPool, ReLU, obj
@@ -99,11 +100,21 @@ class NumericNetwork:
 
     def __call__(self, X, W1, B1, W2, B2, Y) -> dict:
         s = self.spec
+        names = ("X", "W1", "B1", "W2", "B2", "Y")
         parts = [(X, (s.n, s.n)), (W1, (s.k, s.k)), (B1, ()), (W2, (s.flat,)), (B2, ()), (Y, ())]
         arrs = [np.asarray(v, dtype=np.float64) for v, _ in parts]
-        batch = np.broadcast_shapes(*[a.shape[: a.ndim - len(shp)] for a, (_, shp) in zip(arrs, parts)])
+        for name, a, (_, shp) in zip(names, arrs, parts):
+            if a.ndim < len(shp) or a.shape[a.ndim - len(shp):] != shp:
+                raise CaseError(f"{name}: expected shape (..., {', '.join(map(str, shp))}) for n={s.n}, k={s.k}; got {a.shape}")
+        try:
+            batch = np.broadcast_shapes(*[a.shape[: a.ndim - len(shp)] for a, (_, shp) in zip(arrs, parts)])
+        except ValueError:
+            shapes = ", ".join(f"{n} {a.shape}" for n, a in zip(names, arrs))
+            raise CaseError(f"batch: the leading (batch) axes do not broadcast together: {shapes}") from None
         cols = [np.broadcast_to(a, batch + shp).reshape(-1, int(np.prod(shp, dtype=int))) for a, (_, shp) in zip(arrs, parts)]
         values = np.concatenate(cols, axis=1)
+        if values.shape[0] == 0:
+            return {key: np.zeros(batch + self._shapes[key]) for key in self.keys}
         for fn, plan, syms in self._levels:
             got = np.asarray(fn(values)).reshape(values.shape[0], -1)
             new = {}

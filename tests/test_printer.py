@@ -1,0 +1,79 @@
+"""Printers against golden strings: the lecture's notation, exactly."""
+from __future__ import annotations
+
+import jinja2
+import numpy as np
+import pytest
+import sympy as sp
+
+from render.notation import Bar, Boxed, Conv, Flow, Hadamard, Ind, Partial, Reshape, Row, S, Stack, SumLines, T, Unpool, chain, eq
+from render.printer import Relu1, Sigma, Softplus, Wins, latex, number, numbers, text, to_display
+from render.templates import environment
+from symbolic.derive import expansion
+from symbolic.network import build
+from symbolic.spec import NetworkSpec
+
+GOLDEN_LATEX = [
+    (S("x_11"), "x_{11}"),
+    (S("x_1,12"), "x_{1,12}"),
+    (S("w2_3"), "w^{(2)}_{3}"),
+    (S("zbar_12"), r"\bar{z}_{12}"),
+    (S("B_1"), "B_{1}"),
+    (Relu1(S("z_12")), r"\mathbb{1}[z_{12} > 0]"),
+    (Wins(S("a_12"), S("p_11")), r"\mathbb{1}[a_{12} \to p_{11}]"),
+    (Softplus(S("Z_2")), r"\operatorname{softplus}\left(Z_{2}\right)"),
+    (Sigma(S("Z_2")), r"\sigma\left(Z_{2}\right)"),
+    (Partial(S("L"), S("W_1")), r"\frac{\partial L}{\partial W_{1}}"),
+    (eq(Partial(S("L"), S("W_1")), Conv(S("X"), Partial(S("L"), S("Z_1")))),
+     r"\frac{\partial L}{\partial W_{1}} = \operatorname{conv}\left(X, \frac{\partial L}{\partial Z_{1}}\right)"),
+    (Hadamard(S("G"), Ind(sp.StrictGreaterThan(S("Z_1"), 0))), r"G \odot \mathbb{1}[Z_{1} > 0]"),
+    (Reshape(S("G"), S("P_1")), r"\operatorname{reshape}\left(G, \text{shape of } P_{1}\right)"),
+    (Unpool(S("G")), r"\operatorname{unpool}\left(G\right)"),
+    (chain(S("A_2") - S("Y"), T("F")), r"\left(A_{2} - Y\right) F^{T}"),
+    (Flow(S("X"), S("conv"), S("Z_1")), r"X \xrightarrow{\text{conv}} Z_{1}"),
+    (SumLines(S("L"), 2, S("a"), -S("b"), S("c")), r"\begin{aligned} L &= a - b \\ &\quad + c \end{aligned}"),
+    (Row(S("a"), S("b")), r"a \qquad b"),
+    (Stack(S("a"), S("b")), r"\begin{gathered} a \\[6pt] b \end{gathered}"),
+    (Boxed(sp.Integer(3)), r"\boxed{3}"),
+    (Bar(S("f_1")), r"\bar{f_{1}}"),
+]
+
+
+@pytest.mark.parametrize("expr,golden", GOLDEN_LATEX)
+def test_latex_golden(expr, golden):
+    assert latex(expr) == golden
+
+
+def test_indicator_symbol_is_a_setting():
+    assert latex(Relu1(S("z_11")), one=r"\mathbf{1}") == r"\mathbf{1}[z_{11} > 0]"
+
+
+def test_text_golden():
+    assert text(Wins(S("a_12"), S("p_11"))) == "[a_12 -> p_11]"
+    assert text(Relu1(S("z_11"))) == "[z_11 > 0]"
+    assert text(S("w2_1")) == "W2_1"
+
+
+def test_numbers_golden():
+    assert latex(number(3.0)) == "3"
+    assert latex(number(-0.8807970779778824)) == "-0.8808"
+    assert latex(number(3.5231883119115297)) == "3.523"
+    assert latex(numbers(np.array([[1.0, 0.5], [-2.0, 0.125]]), boxed=[[True, False], [False, False]])) == \
+        r"\left[\begin{matrix}\boxed{1} & 0.5\\-2 & 0.125\end{matrix}\right]"
+
+
+def test_an_expanded_term_prints_in_chain_rule_order():
+    net = build(NetworkSpec())
+    term = expansion(net, "w_11").terms[0]
+    shown = to_display(term.expr, net.atoms, factor=True)
+    assert latex(shown) == r"\left(A_{2} - Y\right) w^{(2)}_{1} \mathbb{1}[a_{11} \to p_{11}] \mathbb{1}[z_{11} > 0] x_{11}"
+    assert text(shown) == "(A_2 - Y)*W2_1*[a_11 -> p_11]*[z_11 > 0]*x_11"
+
+
+def test_environment_is_strict_and_latex_safe():
+    env = environment("tex")
+    with pytest.raises(jinja2.UndefinedError):
+        env.from_string("<< missing >>").render()
+    assert env.from_string(r"\frac{a}{b} {% raw %} << x | tex >>").render(x=S("x_11")) == r"\frac{a}{b} {% raw %} x_{11}"
+    assert env.from_string("<< t | esc >>").render(t="50% & a_b") == r"50\% \& a\_b"
+    assert environment("md").from_string("<< t | esc >>").render(t="a_b") == "a_b"
