@@ -91,6 +91,7 @@ def run_build(args) -> int:
         formats = tuple(f for f in formats if f != "pdf")
         print(f"cnn-derive: writing Markdown and LaTeX only: {pdf.HOW_TO_GET_TEX}", file=sys.stderr)
     out = Path(args.out) if args.out else default_out(spec)
+    _check_destination(out)
     out.parent.mkdir(parents=True, exist_ok=True)
 
     with _stages(args.quiet) as stage:
@@ -117,6 +118,22 @@ def run_build(args) -> int:
             raise
         stage(f"wrote {out}/")
     return 0
+
+
+OWN_FILES = {"handout.md", "handout.tex", "handout.pdf", "figures"}
+
+
+def _check_destination(out: Path) -> None:
+    """Refuse to replace anything but an earlier handout: the swap removes the old folder whole."""
+    if out.exists() and not out.is_dir():
+        raise RenderError(f"--out: expected a folder, but {out} is a file")
+    if out.is_dir():
+        foreign = sorted(p.name for p in out.iterdir() if p.name not in OWN_FILES)
+        if foreign or out.resolve() == Path.cwd().resolve():
+            raise RenderError(
+                f"--out: {out} holds other files ({', '.join(foreign[:3]) or 'the current folder'}); "
+                "expected a new folder or an earlier cnn-derive output"
+            )
 
 
 def _replace(new: Path, dest: Path) -> None:

@@ -67,6 +67,8 @@ def cmd_eval(args) -> int:
 
 def cmd_expand(args) -> int:
     """The brute-force derivative of L for one parameter, term by term."""
+    import sympy as sp
+
     from render.printer import latex, text, to_display
     from symbolic.derive import expansion
     from symbolic.network import build
@@ -75,13 +77,16 @@ def cmd_expand(args) -> int:
     exp = expansion(net, args.param)
     show = latex if args.latex else text
     terms = [(t, show(to_display(t.expr, net.atoms, factor=True))) for t in exp.terms]
-    dname = show(to_display(_param_symbol(net, args.param), net.atoms))
+    dname = show(sp.Symbol(exp.param))
     if args.latex:
-        body = " \\\\\n  &+ ".join(s for _, s in terms)
-        print(f"\\frac{{\\partial L}}{{\\partial {dname}}} = {body}")
+        from render.notation import Partial, SumLines
+
+        print(latex(SumLines(Partial(sp.Symbol("L"), sp.Symbol(exp.param)), 2,
+                             *[to_display(t.expr, net.atoms, factor=True) for t in exp.terms])))
         return 0
     windows = exp.windows()
-    print(f"dL/d{dname} = sum of {len(terms)} terms" + (f" over {len(windows)} pooling windows" if windows[0][0] else ""))
+    where = f" over {len(windows)} pooling window{'s' if len(windows) != 1 else ''}" if windows[0][0] else ""
+    print(f"dL/d{dname} = sum of {len(terms)} term{'s' if len(terms) != 1 else ''}{where}")
     print("  (A_2 = sigmoid(Z_2); [z > 0] is the ReLU mask; [a -> p] is 1 when a is the first max of the window that gives p)")
     shown = dict((id(t), s) for t, s in terms)
     for window, ts in windows:
@@ -90,12 +95,6 @@ def cmd_expand(args) -> int:
         for t in ts:
             print(f"  + {shown[id(t)]}")
     return 0
-
-
-def _param_symbol(net, name):
-    import sympy as sp
-
-    return sp.Symbol(name)
 
 
 def cmd_build(args) -> int:
@@ -130,7 +129,7 @@ def parser() -> argparse.ArgumentParser:
     b = sub.add_parser("build", help="write the handout (Markdown, LaTeX, PDF)")
     sizes(b)
     b.add_argument("--out", default=None, help="output folder (default output/seed, or output/n<N>-k<K>)")
-    b.add_argument("--format", default="md,tex,pdf", help="comma-separated subset of md,tex,pdf (default all)")
+    b.add_argument("--format", default=None, help="comma-separated subset of md,tex,pdf (default all)")
     b.add_argument("--quiet", action="store_true", help="no progress on stderr")
     b.set_defaults(func=cmd_build)
     return p

@@ -28,6 +28,23 @@ def gradient(net: Network, wrt) -> np.ndarray:
     return obj(wrt.shape, lambda *i: net.atoms.canon(net.L.diff(wrt[i])))
 
 
+def parameter_name(net: Network, name: str) -> str:
+    """The network's own spelling of a parameter name; case does not matter (b_1 is B_1).
+
+    >>> from symbolic.network import build; from symbolic.spec import NetworkSpec
+    >>> parameter_name(build(NetworkSpec()), "b_1")
+    'B_1'
+    """
+    params = net.params()
+    # The lecture writes the biases as capitals; people often type them small.
+    found = {n.lower(): n for n in params}.get(name.lower())
+    if found is None:
+        raise ParameterError(
+            f"PARAM: expected one of {', '.join(params)} for n={net.spec.n}, k={net.spec.k}; got {name!r}"
+        )
+    return found
+
+
 def param_gradient(net: Network, name: str):
     """dL/d(parameter ``name``), brute force, canonical form.
 
@@ -35,14 +52,7 @@ def param_gradient(net: Network, name: str):
     >>> net = build(NetworkSpec()); d = param_gradient(net, "B_2"); d == net.atoms.sigmoid(net.Z2) - net.Y
     True
     """
-    params = net.params()
-    # Accept b_1 for B_1: the lecture writes the biases as capitals, people often type them small.
-    name = {n.lower(): n for n in params}.get(name.lower(), name)
-    if name not in params:
-        raise ParameterError(
-            f"PARAM: expected one of {', '.join(params)} for n={net.spec.n}, k={net.spec.k}; got {name!r}"
-        )
-    return net.atoms.canon(net.L.diff(params[name]))
+    return net.atoms.canon(net.L.diff(net.params()[parameter_name(net, name)]))
 
 
 @dataclass(frozen=True)
@@ -80,6 +90,7 @@ def expansion(net: Network, name: str) -> Expansion:
     >>> e = expansion(build(NetworkSpec()), "w_11"); len(e.terms), e.terms[0].window, e.terms[0].position
     (16, 'p_11', 'a_11')
     """
+    name = parameter_name(net, name)
     d = param_gradient(net, name)
     atoms = net.atoms
     # Name each conv output z_ij instead of spelling out its sum: exact, since that is z_ij's definition.

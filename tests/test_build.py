@@ -1,0 +1,353 @@
+"""`cnn-derive build`: reproducible, atomic, honest about TeX, and the output is well formed.
+
+Every subprocess build of this module is started at once by the module fixture `builds`
+(they are independent), including the single PDF build of the test session.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import render.pdf
+from render.cli import main
+from symbolic.errors import RenderError
+
+ROOT = Path(__file__).resolve().parents[1]
+PREFIX = "cnn-derive: "
+TIMEOUT = 600
+
+SECTION_TITLES = ("The network", "Forward propagation", "The fully connected part", "The convolutional part",
+                  "A worked example", "Appendix")
+KEY_WORDS = ("proven symbolically", "conv", "unpool", "reshape", "softplus", "sigmoid", "ReLU")
+JINJA_DELIMITERS = ("<<", "<%", "%>", "<#", "#>")
+OLD_MARKER = "marker: an earlier build\n"
+
+
+def cli(*args: str) -> list:
+    return [sys.executable, "-m", "render.cli", *args]
+
+
+def no_tex_env(folder: Path) -> dict:
+    """The environment with PATH set to an empty folder: no latexmk, no pdflatex (nor anything else).
+
+    The CLI is started by the absolute path of the interpreter, so it does not need PATH.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    assert shutil.which("latexmk", path=str(folder)) is None and shutil.which("pdflatex", path=str(folder)) is None
+    return dict(os.environ, PATH=str(folder))
+
+
+class Run:
+    def __init__(self, argv: list, out: Path, env: dict | None = None):
+        self.out = out
+        self.popen = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True)
+        self.stdout = self.stderr = self.returncode = None
+
+    def wait(self) -> "Run":
+        self.stdout, self.stderr = self.popen.communicate(timeout=TIMEOUT)
+        self.returncode = self.popen.returncode
+        return self
+
+
+@pytest.fixture(scope="module")
+def builds(tmp_path_factory):
+    """All subprocess builds of this module, run concurrently; each is a finished `Run` by name.
+
+    * quiet_a, quiet_b: `--format md,tex --quiet` into two folders (quiet_a over an earlier
+      output with a marker handout.md and a stale figure, which the build must replace whole);
+    * full: every format, with progress on stderr (the one PDF build);
+    * no_tex, no_tex_pdf: without TeX on PATH, default formats and `--format pdf`;
+    * bad_sizes: `--n 3 --k 5`.
+    """
+    base = tmp_path_factory.mktemp("builds")
+    old = base / "a" / "seed"
+    (old / "figures").mkdir(parents=True)
+    (old / "handout.md").write_text(OLD_MARKER)
+    (old / "figures" / "stale.png").write_bytes(b"stale")
+    (base / "e").mkdir()
+    (base / "f").mkdir()
+    env = no_tex_env(base / "empty-bin")
+    runs = {
+        "quiet_a": Run(cli("build", "--out", str(old), "--format", "md,tex", "--quiet"), old),
+        "quiet_b": Run(cli("build", "--out", str(base / "b" / "seed"), "--format", "md,tex", "--quiet"),
+                       base / "b" / "seed"),
+        "full": Run(cli("build", "--out", str(base / "c" / "seed")), base / "c" / "seed"),
+        "no_tex": Run(cli("build", "--out", str(base / "d" / "seed"), "--quiet"), base / "d" / "seed", env=env),
+        "no_tex_pdf": Run(cli("build", "--out", str(base / "e" / "x" / "seed"), "--format", "pdf"),
+                          base / "e" / "x" / "seed", env=env),
+        "bad_sizes": Run(cli("build", "--n", "3", "--k", "5", "--out", str(base / "f" / "x" / "seed")),
+                         base / "f" / "x" / "seed"),
+    }
+    return {name: run.wait() for name, run in runs.items()}
+
+
+def ok(run: Run) -> Path:
+    assert "Traceback" not in run.stderr, run.stderr
+    assert run.returncode == 0, run.stderr
+    return run.out
+
+
+def one_error_line(run: Run) -> str:
+    assert "Traceback" not in run.stderr, run.stderr
+    assert run.returncode == 2, (run.returncode, run.stderr)
+    assert run.stdout == "", run.stdout
+    lines = run.stderr.splitlines()
+    assert len(lines) == 1, run.stderr
+    assert lines[0].startswith(PREFIX), lines[0]
+    return lines[0][len(PREFIX):]
+
+
+def files(folder: Path) -> dict:
+    """Every file under ``folder`` by relative path, as bytes."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def leftovers(parent: Path, name: str) -> list:
+    return sorted(p.name for p in parent.iterdir() if p.name.startswith(f".{name}."))
+
+
+# --------------------------------------------------------------------------------------------
+# reproducible, quiet, in place
+# --------------------------------------------------------------------------------------------
+def test_quiet_builds_are_byte_identical(builds):
+    a, b = ok(builds["quiet_a"]), ok(builds["quiet_b"])
+    fa, fb = files(a), files(b)
+    assert {"handout.md", "handout.tex"} <= set(fa)
+    figures = [name for name in fa if name.startswith("figures/") and name.endswith(".png")]
+    assert figures, sorted(fa)
+    assert "handout.pdf" not in fa
+    assert sorted(fa) == sorted(fb)
+    for name in fa:
+        assert fa[name] == fb[name], f"{name} differs between two builds of the same handout"
+
+
+def test_quiet_means_silent(builds):
+    for name in ("quiet_a", "quiet_b"):
+        ok(builds[name])
+        assert builds[name].stderr == "", builds[name].stderr
+        assert builds[name].stdout == "", builds[name].stdout
+
+
+def test_successful_build_replaces_old_output(builds):
+    out = ok(builds["quiet_a"])
+    assert (out / "handout.md").read_text(encoding="utf-8") != OLD_MARKER
+    assert not (out / "figures" / "stale.png").exists(), "the old output folder must be replaced, not merged into"
+    assert files(out) == files(ok(builds["quiet_b"]))
+    assert leftovers(out.parent, out.name) == []
+
+
+def test_progress_goes_to_stderr_only(builds):
+    run = builds["full"]
+    out = ok(run)
+    assert run.stdout == ""
+    lines = [ln for ln in run.stderr.splitlines() if ln.strip()]
+    assert len(lines) >= 3, run.stderr
+    assert str(out) in run.stderr.replace("\n", ""), "the last stage should say where the handout went"
+    assert leftovers(out.parent, out.name) == []
+
+
+def test_formats_do_not_change_the_content(builds):
+    full, quiet = files(ok(builds["full"])), files(ok(builds["quiet_b"]))
+    for name, data in quiet.items():
+        assert full.get(name) == data, f"{name} differs between --format md,tex and the full build"
+
+
+# --------------------------------------------------------------------------------------------
+# the PDF
+# --------------------------------------------------------------------------------------------
+def poppler(tool: str) -> str:
+    found = shutil.which(tool)
+    assert found, f"{tool} (poppler-utils) is required for the PDF tests"
+    return found
+
+
+@pytest.fixture(scope="module")
+def pdf_text(builds) -> str:
+    pdf = ok(builds["full"]) / "handout.pdf"
+    assert pdf.is_file(), "the default build must write handout.pdf when TeX is installed"
+    text = subprocess.run([poppler("pdftotext"), "-enc", "UTF-8", str(pdf), "-"], capture_output=True, text=True,
+                          check=True).stdout
+    for lig, plain in {"\ufb00": "ff", "\ufb01": "fi", "\ufb02": "fl", "\ufb03": "ffi", "\ufb04": "ffl"}.items():
+        text = text.replace(lig, plain)
+    return " ".join(text.split())
+
+
+def test_pdf_has_every_section(pdf_text):
+    for title in SECTION_TITLES:
+        assert title in pdf_text, title
+
+
+def test_pdf_has_the_key_words(pdf_text):
+    for word in KEY_WORDS:
+        assert word in pdf_text, word
+
+
+def test_pdf_page_count(builds):
+    pdf = ok(builds["full"]) / "handout.pdf"
+    info = subprocess.run([poppler("pdfinfo"), str(pdf)], capture_output=True, text=True, check=True).stdout
+    pages = re.search(r"^Pages:\s+(\d+)$", info, re.M)
+    assert pages, info
+    assert int(pages.group(1)) >= 5
+
+
+def test_full_build_leaves_no_latex_aux_files(builds):
+    names = set(files(ok(builds["full"])))
+    assert {"handout.md", "handout.tex", "handout.pdf"} <= names
+    aux = [n for n in names if Path(n).suffix in {".aux", ".log", ".fls", ".fdb_latexmk", ".out", ".toc"}]
+    assert aux == [], aux
+
+
+# --------------------------------------------------------------------------------------------
+# failures
+# --------------------------------------------------------------------------------------------
+def test_failed_build_leaves_previous_output_untouched(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "seed"
+    (out / "figures").mkdir(parents=True)
+    (out / "handout.md").write_text(OLD_MARKER)
+    (out / "handout.pdf").write_bytes(b"%PDF-1.5 previous")
+    (out / "figures" / "old.png").write_bytes(b"old")
+    before = files(out)
+    seen = {}
+
+    def failing_compile(tex: Path) -> Path:
+        # Called at the very end, after the Markdown, LaTeX and figures are written.
+        seen["tex"] = tex
+        seen["files"] = sorted(files(tex.parent))
+        raise RenderError("pdf: latexmk failed on handout.tex: ! simulated failure")
+
+    monkeypatch.setattr(render.pdf, "tex_available", lambda: True)
+    monkeypatch.setattr(render.pdf, "compile_pdf", failing_compile)
+    assert main(["build", "--out", str(out), "--quiet"]) == 2
+    stdout, stderr = capsys.readouterr()
+
+    assert "tex" in seen, "the build failed before it reached the PDF stage"
+    assert seen["tex"].parent != out and seen["tex"].parent.parent == out.parent, "must build in a temp folder"
+    assert {"handout.md", "handout.tex"} <= set(seen["files"]), seen["files"]
+    assert stdout == ""
+    assert stderr.splitlines() == [f"{PREFIX}pdf: latexmk failed on handout.tex: ! simulated failure"], stderr
+    assert files(out) == before, "a failed build must leave the previous output exactly as it was"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["seed"], "temporary folders left behind"
+    assert not seen["tex"].parent.exists()
+
+
+def test_folder_with_other_files_is_not_replaced(tmp_path, capsys):
+    """The swap removes the old folder whole, so a folder that is not an earlier handout is refused."""
+    out = tmp_path / "notes"
+    out.mkdir()
+    (out / "thesis.tex").write_text("mine\n")
+    before = files(out)
+    assert main(["build", "--out", str(out), "--format", "md", "--quiet"]) == 2
+    stdout, stderr = capsys.readouterr()
+    assert stdout == ""
+    assert len(stderr.splitlines()) == 1 and stderr.startswith(f"{PREFIX}--out"), stderr
+    assert files(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes"]
+
+
+def test_bad_sizes_write_nothing(builds):
+    run = builds["bad_sizes"]
+    message = one_error_line(run)
+    assert re.match(r"(build: )?(argument )?(--)?[nk]\b", message), message
+    assert list(run.out.parent.parent.iterdir()) == [], "a rejected build must not create anything"
+
+
+# --------------------------------------------------------------------------------------------
+# without TeX
+# --------------------------------------------------------------------------------------------
+def test_without_tex_default_build_writes_md_and_tex(builds):
+    run = builds["no_tex"]
+    out = ok(run)
+    assert run.stdout == ""
+    lines = run.stderr.splitlines()
+    assert len(lines) == 1, run.stderr
+    assert lines[0].startswith(PREFIX) and "latexmk" in lines[0] and "install" in lines[0], lines[0]
+    names = set(files(out))
+    assert {"handout.md", "handout.tex"} <= names
+    assert any(n.startswith("figures/") for n in names)
+    assert "handout.pdf" not in names
+
+
+def test_without_tex_same_md_and_tex(builds):
+    no_tex, quiet = files(ok(builds["no_tex"])), files(ok(builds["quiet_b"]))
+    assert no_tex == quiet
+
+
+def test_without_tex_explicit_pdf_is_an_error(builds):
+    run = builds["no_tex_pdf"]
+    message = one_error_line(run)
+    assert "latexmk" in message, message
+    assert list(run.out.parent.parent.iterdir()) == [], "a rejected build must not create anything"
+
+
+# --------------------------------------------------------------------------------------------
+# the files themselves
+# --------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def handout(builds):
+    out = ok(builds["quiet_b"])
+    return out, (out / "handout.md").read_text(encoding="utf-8"), (out / "handout.tex").read_text(encoding="utf-8")
+
+
+def test_markdown_math_fences_are_closed(handout):
+    _, md, _ = handout
+    opened = None
+    count = 0
+    for number, line in enumerate(md.splitlines(), 1):
+        fence = line.strip()
+        if opened is None and fence.startswith("```"):
+            opened = (number, fence)
+            count += fence == "```math"
+        elif opened is not None and fence == "```":
+            opened = None
+        elif opened is not None and fence.startswith("```"):
+            pytest.fail(f"line {number}: a fence opens inside the fence opened at line {opened[0]}")
+    assert opened is None, f"the fence {opened[1]!r} opened at line {opened[0]} is never closed"
+    assert count > 0, "expected display math in ```math fences"
+
+
+def test_markdown_dollars_are_balanced(handout):
+    _, md, _ = handout
+    assert md.count("$$") % 2 == 0, "unbalanced $$"
+    prose = re.sub(r"^```.*?^```[ \t]*$", "", md, flags=re.M | re.S)
+    for paragraph in re.split(r"\n\s*\n", prose):
+        dollars = len(re.findall(r"(?<!\\)\$", paragraph))
+        assert dollars % 2 == 0, f"unbalanced inline math in: {paragraph[:200]!r}"
+
+
+def test_markdown_figures_exist(handout):
+    out, md, _ = handout
+    referenced = re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", md)
+    assert referenced, "expected figures in the Markdown"
+    for ref in referenced:
+        assert re.fullmatch(r"figures/[\w.-]+\.png", ref), f"figure {ref!r} is not a relative figures/NAME.png"
+        assert (out / ref).is_file(), ref
+    for ref in re.findall(r"figures/[\w.-]+\.png", md):
+        assert (out / ref).is_file(), ref
+
+
+def test_no_template_syntax_or_build_paths_leak(handout):
+    out, md, tex = handout
+    for name, text in (("handout.md", md), ("handout.tex", tex)):
+        for delimiter in JINJA_DELIMITERS:
+            assert delimiter not in text, f"{name}: Jinja delimiter {delimiter!r} leaked"
+        assert str(out.parent) not in text, f"{name}: mentions the build folder"
+        assert f".{out.name}." not in text, f"{name}: mentions the temporary build folder"
+
+
+def test_latex_document_structure(handout):
+    out, _, tex = handout
+    assert tex.count(r"\begin{document}") == 1 and tex.count(r"\end{document}") == 1
+    assert tex.index(r"\documentclass") < tex.index(r"\begin{document}")
+    assert tex.rstrip().endswith(r"\end{document}")
+    graphics = re.findall(r"\\includegraphics(?:\[[^\]]*\])?\{([^}]+)\}", tex)
+    assert graphics, "expected figures in the LaTeX"
+    for ref in graphics:
+        candidates = [out / ref] + [out / (ref + ext) for ext in (".png", ".pdf", ".jpg")]
+        assert any(p.is_file() for p in candidates), ref
