@@ -440,9 +440,9 @@ def heatmap(matrix: object, title: str, path: PathLike, *, mark: object = None,
     (the max-pool winners).  ``fmt`` overrides ``format_value`` for the cell text.  Colours are
     centred on 0 with the symmetric range of the data.  A 1-D vector is drawn as one row.
 
-    >>> heatmap([[0.5, -0.25], [0.0, 1.0]], "dL/dW1", "/tmp/figs/dW1.png",
-    ...         mark=[[False, False], [False, True]])  # doctest: +SKIP
-    PosixPath('/tmp/figs/dW1.png')
+    >>> import pathlib, tempfile; d = pathlib.Path(tempfile.mkdtemp())
+    >>> heatmap([[0.5, -0.25], [0.0, 1.0]], "dL/dW1", d / "dW1.png", mark=[[False, False], [False, True]]).name
+    'dW1.png'
     """
     m = _as_matrix(matrix, "heatmap matrix")
     panel = _Panel(m, title, _as_mask(mark, m.shape, "heatmap mark"), _symmetric_norm(m), fmt)
@@ -457,9 +457,9 @@ def matrix_panel(mats: Sequence[object], titles: Sequence[str], path: PathLike, 
     Used for the worked forward pass (X, Z1, A1, P1, ...).  ``marks``, if given, has one entry
     per matrix: a boolean mask of that matrix's shape or ``None``.  Cell rules as in ``heatmap``.
 
-    >>> matrix_panel([X, Z1, A1, P1], ["X", "Z1", "A1", "P1"], "/tmp/figs/forward.png",
-    ...              marks=[None, None, winners, None])  # doctest: +SKIP
-    PosixPath('/tmp/figs/forward.png')
+    >>> import pathlib, tempfile; d = pathlib.Path(tempfile.mkdtemp())
+    >>> matrix_panel([[[1, 2], [3, 4]], [[9]]], ["A1", "P1"], d / "forward.png", marks=[[[0, 0], [0, 1]], None]).name
+    'forward.png'
     """
     mats = list(mats)
     titles = list(titles)
@@ -492,8 +492,9 @@ def pool_routing(a1: object, mask: object, grad_p1: object, grad_a1: object, poo
     to the window's maximum that did not win (ties) get a dashed outline.  dL/dP1 and dL/dA1
     share one colour range.
 
-    >>> pool_routing(A1, mask, dP1, dA1, 2, "/tmp/figs/pool.png")  # doctest: +SKIP
-    PosixPath('/tmp/figs/pool.png')
+    >>> import pathlib, tempfile; d = pathlib.Path(tempfile.mkdtemp())
+    >>> pool_routing([[1, 3], [2, 0]], [[0, 1], [0, 0]], [[0.5]], [[0, 0.5], [0, 0]], 2, d / "pool.png").name
+    'pool.png'
     """
     if isinstance(pool, bool) or not isinstance(pool, (int, np.integer)) or pool < 1:
         raise ValueError(f"pool_routing pool: expected an integer >= 1, got {pool!r}")
@@ -725,10 +726,11 @@ def architecture(shapes: Sequence[Sequence[object]], path: PathLike) -> Path:
     ``op_to_next`` None.  An op is highlighted as trainable when it names a parameter
     (``W1``, ``B2``, ...); a fourth element ``True``/``False`` overrides that guess.
 
+    >>> import pathlib, tempfile; d = pathlib.Path(tempfile.mkdtemp())
     >>> architecture([("X", "6×6", "conv W1,B1"), ("Z1", "4×4", "ReLU"), ("A1", "4×4", "max-pool 2×2"),
     ...               ("P1", "2×2", "flatten"), ("F", "4", "dense W2,B2"), ("Z2", "1", "sigmoid"),
-    ...               ("A2", "1", "BCE"), ("L", "scalar", None)], "/tmp/figs/arch.png")  # doctest: +SKIP
-    PosixPath('/tmp/figs/arch.png')
+    ...               ("A2", "1", "BCE"), ("L", "scalar", None)], d / "arch.png").name
+    'arch.png'
     """
     items = []
     for k, entry in enumerate(shapes):

@@ -8,6 +8,30 @@ from __future__ import annotations
 import sympy as sp
 
 
+class Relu1(sp.Function):
+    """Display of the ReLU step 1[z > 0]; never evaluated."""
+
+    nargs = 1
+
+
+class Wins(sp.Function):
+    """Display of 1[a is the first maximum of the window that makes p]; never evaluated."""
+
+    nargs = 2
+
+
+class Softplus(sp.Function):
+    """Display of softplus(z) = log(1 + e^z)."""
+
+    nargs = 1
+
+
+class Sigma(sp.Function):
+    """Display of the sigmoid as a function (A2 is printed as a symbol instead)."""
+
+    nargs = 1
+
+
 class Partial(sp.Function):
     """dN/dD printed as a fraction of partials. Never evaluated."""
 

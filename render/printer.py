@@ -1,8 +1,8 @@
 """Math to text, only through SymPy's printers, in the lecture's notation.
 
 Canonical expressions (SymEngine, with atoms) are turned into SymPy expressions in which each
-atom is a display function (``Relu1``: 1[z > 0]; ``Wins``: a is the first max of the window
-that makes p; ``A_2`` for the sigmoid). ``CnnLatexPrinter`` and ``CnnTextPrinter`` then print
+atom is a display object from ``notation`` (``Relu1``: 1[z > 0]; ``Wins``: a is the first max
+of the window that makes p; ``A_2`` for the sigmoid). ``CnnLatexPrinter`` and ``CnnTextPrinter`` then print
 names like ``w2_3`` as W2's third weight and ``x_1,12`` with a comma.
 """
 from __future__ import annotations
@@ -11,29 +11,7 @@ import sympy as sp
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.str import StrPrinter
 
-
-class Relu1(sp.Function):
-    """Display of the ReLU step 1[z > 0]; never evaluated."""
-
-    nargs = 1
-
-
-class Wins(sp.Function):
-    """Display of 1[a is the first maximum of the window that makes p]; never evaluated."""
-
-    nargs = 2
-
-
-class Softplus(sp.Function):
-    """Display of softplus(z) = log(1 + e^z)."""
-
-    nargs = 1
-
-
-class Sigma(sp.Function):
-    """Display of the sigmoid as a function (A2 is printed as a symbol instead)."""
-
-    nargs = 1
+from render.notation import Relu1, Sigma, Softplus, Wins  # noqa: F401 (display objects printed here)
 
 
 def _split(name: str):
