@@ -195,7 +195,8 @@ def to_display(expr, atoms, factor: bool = False):
     dmap = display_map(atoms)
     e = e.xreplace({s: dmap[s.name] for s in e.free_symbols if s.name in dmap})
     if factor:
-        e = sp.factor(e)
+        # factor_terms pulls out what the monomials share, e.g. (A2 - Y); full factor() is slow.
+        e = sp.factor_terms(e)
         if isinstance(e, sp.Mul):
             coeff, factors = e.as_coeff_mul()
             a2 = sp.Symbol("A_2")
