@@ -31,7 +31,6 @@ import argparse
 import cProfile
 import io
 import pstats
-import statistics
 import sys
 import tempfile
 import time

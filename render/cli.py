@@ -6,7 +6,7 @@ import json
 import sys
 import time
 
-from symbolic.errors import CnnDeriveError, SpecError
+from symbolic.errors import CnnDeriveError
 
 EXIT_USAGE = 2
 EXIT_UNPROVEN = 1

@@ -13,13 +13,13 @@ import numpy as np
 import sympy as sp
 
 from render.notation import Flow, Row, Stack, SumLines, Conv, Hadamard, Ind, Partial, Reshape, S, T, Unpool, chain, eq
-from render.printer import Sigma, display_map, to_display
+from render.printer import Sigma, to_display
 from symbolic.check import central_differences
 from symbolic.derive import expansion
-from symbolic.layers import Conv2D, Flatten, MaxPool, ReLU, obj
+from symbolic.layers import Conv2D, Flatten, MaxPool, ReLU
 from symbolic.network import backward, build, named
 from symbolic.numeric import compile_network
-from symbolic.rules import RULES, loss_lemma, prove_all
+from symbolic.rules import loss_lemma, prove_all
 from symbolic.spec import NetworkSpec
 
 # The worked example: small integers, chosen so that the point is smooth (no Z1 entry is 0 and
@@ -110,13 +110,6 @@ def _sym(expr):
     return sp.sympify(expr)
 
 
-def _mat(arr) -> sp.Matrix:
-    arr = np.asarray(arr, dtype=object)
-    if arr.ndim == 1:
-        arr = arr.reshape(1, -1)
-    return sp.Matrix(arr.shape[0], arr.shape[1], [_sym(v) for v in arr.ravel()])
-
-
 def _shift(i, k):
     """i + k - 1 in that order (SymPy would print -1 + i + k)."""
     return sp.Add(i, k, -1, evaluate=False)
@@ -126,14 +119,12 @@ def _shape(*dims) -> str:
     return "×".join(str(d) for d in dims)
 
 
-def _display(arr, atoms):
+def _display(arr, atoms=None) -> sp.Matrix:
+    """An array of engine expressions as a SymPy Matrix ready to print (atoms shown as notation)."""
     arr = np.asarray(arr, dtype=object)
     if arr.ndim == 1:
         arr = arr.reshape(1, -1)
-    dmap = display_map(atoms)
-    def one(v):
-        e = _sym(v)
-        return e.xreplace({s: dmap[s.name] for s in e.free_symbols if s.name in dmap})
+    one = (lambda v: to_display(v, atoms)) if atoms is not None else _sym
     return sp.Matrix(arr.shape[0], arr.shape[1], [one(v) for v in arr.ravel()])
 
 
@@ -183,7 +174,7 @@ def build_handout(spec: NetworkSpec = NetworkSpec(), example: dict | None = None
         Step("ReLU, entry by entry:", eq(S("a_11"), _sym(from_z.A1[0, 0]))),
         Step("Max-pooling: each entry of P1 is the largest of its window; the conditions read top to bottom, so at a tie the first maximum in row-major order wins:",
              eq(S("p_11"), _sym(from_a.P1[0, 0]))),
-        Step("Flattening, row by row:", eq(T("F"), _mat(from_p.F))),
+        Step("Flattening, row by row:", eq(T("F"), _display(from_p.F))),
         Step("The dense layer:", eq(Z2, _sym(from_f.Z2))),
         Step("The sigmoid gives the prediction:", eq(A2, Sigma(Z2))),
         Step("Binary cross-entropy with the label Y:", eq(L, bce)),
@@ -197,7 +188,7 @@ def build_handout(spec: NetworkSpec = NetworkSpec(), example: dict | None = None
     dl_da = sp.diff(bce, a_)
     da_dz = a_ * (1 - a_)
     product = sp.cancel(dl_da * da_dz)
-    dz2_dw2 = _mat([from_f.Z2.diff(w) for w in from_f.W2])
+    dz2_dw2 = _display([from_f.Z2.diff(w) for w in from_f.W2])
     fc = (
         Step("Start at the loss. Its derivative with respect to the prediction:", eq(Partial(L, A2), dl_da)),
         Step("The sigmoid's derivative is the sigmoid times one minus itself:", eq(Partial(A2, Z2), da_dz)),
@@ -219,7 +210,7 @@ def build_handout(spec: NetworkSpec = NetworkSpec(), example: dict | None = None
     gA = MaxPool.backward(from_a.A1, pbar, spec.pool, from_a.atoms, from_a.label["A1"], from_a.label["P1"])
     gZ = ReLU.backward(from_z.Z1, abar, from_z.atoms, from_z.label["Z1"])
     gW, gB = Conv2D.backward(full.X, full.W1, zbar)
-    gP_disp, gA_disp, gZ_disp = _mat(gP), _display(gA, from_a.atoms), _display(gZ, from_z.atoms)
+    gP_disp, gA_disp, gZ_disp = _display(gP), _display(gA, from_a.atoms), _display(gZ, from_z.atoms)
     gB_disp = SumLines(Partial(L, S("B_1")), 8, *sp.Add.make_args(_sym(gB)))
     gW11_disp = SumLines(Partial(L, S("w_11")), 8, *sp.Add.make_args(_sym(gW[0, 0])))
 

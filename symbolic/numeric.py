@@ -12,7 +12,6 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-import symengine as se
 
 from symbolic.derive import gradient
 from symbolic.errors import CaseError

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 import symengine as se
 
 from symbolic.atoms import is_zero
 from symbolic.derive import gradient
-from symbolic.layers import Conv2D, Dense, Flatten, MaxPool, ReLU, obj
+from symbolic.layers import Dense, Flatten, MaxPool, ReLU, obj
 from symbolic.network import Network, backward, build
 from symbolic.spec import NetworkSpec
 

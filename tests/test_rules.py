@@ -1,7 +1,6 @@
 """The lecture's rules are proven exactly, for several sizes, and the proofs can fail."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import symengine as se
 
