@@ -244,7 +244,7 @@ def build_handout(spec: NetworkSpec = NetworkSpec(), example: dict | None = None
     appendix = tuple((S(str(w)), windows_of(str(w))) for w in full.W1.ravel())
 
     # --- proofs --------------------------------------------------------------------------------
-    results = prove_all(spec)
+    results = prove_all(spec, full)
     statements = _rule_statements(c)
     proofs = tuple({"name": r.rule.name, "statement": statements[r.rule.name], "text": r.rule.statement,
                     "proven": r.proven, "entries": r.entries} for r in results)
@@ -253,7 +253,7 @@ def build_handout(spec: NetworkSpec = NetworkSpec(), example: dict | None = None
         rs = prove_all(NetworkSpec(n=nn, k=kk))
         others.append({"n": nn, "k": kk, "proven": sum(r.proven for r in rs), "rules": len(rs)})
 
-    example = _worked_example(spec, example if example is not None else (SEED_EXAMPLE if spec == NetworkSpec() else _default_example(spec)))
+    example = _worked_example(spec, full, example if example is not None else (SEED_EXAMPLE if spec == NetworkSpec() else _default_example(spec)))
     cross = tuple(central_differences(spec, example["inputs"]["X"], example["param_values"], example["inputs"]["Y"], example["grad_values"]))
 
     figures = _figures(spec, example)
@@ -332,7 +332,7 @@ def _default_example(spec: NetworkSpec) -> dict:
     return {"X": X, "W1": W1, "B1": 0, "W2": W2, "B2": 1, "Y": 1}
 
 
-def _worked_example(spec: NetworkSpec, ex: dict) -> dict:
+def _worked_example(spec: NetworkSpec, full, ex: dict) -> dict:
     net = compile_network(spec)
     X, W1 = np.asarray(ex["X"], float), np.asarray(ex["W1"], float)
     B1, W2, B2, Y = float(ex["B1"]), np.asarray(ex["W2"], float), float(ex["B2"]), float(ex["Y"])
@@ -340,7 +340,6 @@ def _worked_example(spec: NetworkSpec, ex: dict) -> dict:
     lr = LEARNING_RATE
     new = {"W1": W1 - lr * out["dL/dW1"], "B1": B1 - lr * out["dL/dB1"], "W2": W2 - lr * out["dL/dW2"], "B2": B2 - lr * out["dL/dB2"]}
     after = net(X, new["W1"], new["B1"], new["W2"], new["B2"], Y)
-    full = build(spec)
     names = list(full.params())
     before_vals = list(W1.ravel()) + [B1] + list(W2) + [B2]
     grads = list(out["dL/dW1"].ravel()) + [float(out["dL/dB1"])] + list(out["dL/dW2"]) + [float(out["dL/dB2"])]

@@ -74,12 +74,6 @@ class Ind(sp.Function):
     nargs = 1
 
 
-class BCE(sp.Function):
-    """Binary cross-entropy of (y, a)."""
-
-    nargs = 2
-
-
 class SumLines(sp.Function):
     """lhs = t1 + t2 + ... broken into lines of ``per_line`` terms: SumLines(lhs, per_line, *terms)."""
 

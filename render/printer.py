@@ -118,9 +118,6 @@ class CnnLatexPrinter(LatexPrinter):
     def _print_Boxed(self, expr, exp=None):
         return rf"\boxed{{{self._print(expr.args[0])}}}"
 
-    def _print_BCE(self, expr, exp=None):
-        y, a = (self._print(x) for x in expr.args)
-        return rf"\operatorname{{BCE}}\left({y}, {a}\right)"
 
     def _print_Sigma(self, expr, exp=None):
         return rf"\sigma\left({self._print(expr.args[0])}\right)"

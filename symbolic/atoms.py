@@ -139,10 +139,6 @@ class Atoms:
             return se.Pow(self.canon(expr.args[0]), self.canon(expr.args[1]))
         raise KeyError(f"cannot put {type(expr).__name__} into canonical form: {expr}")
 
-    def kinds(self, expr):
-        """The atoms appearing in a canonical expression."""
-        return [self.by_symbol[s] for s in se.sympify(expr).free_symbols if s in self.by_symbol]
-
 
 def is_zero(expr) -> bool:
     """An exact proof obligation: the expanded expression is the number 0.
