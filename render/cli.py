@@ -1,141 +1,262 @@
-"""The command line: verify, eval, expand, build. Every CnnDeriveError becomes one line on stderr and exit 2."""
+"""The command line: presets, verify, eval, expand, build.
+
+Each command only turns its arguments into a call of a plain function; every CnnDeriveError
+becomes one line on stderr and exit 2.
+"""
+
 from __future__ import annotations
 
 import argparse
 import json
 import sys
 import time
+from importlib import metadata
 
-from symbolic.errors import CnnDeriveError
+import numpy as np
+
+from symbolic.errors import CnnDeriveError, SpecError
 
 EXIT_USAGE = 2
 EXIT_UNPROVEN = 1
 
+CASE_HELP = """\
+CASE is a JSON object (a file, or - for stdin) with the keys X, W1, B1, W2, B2, ..., Y:
+  X      channels × height × width, or height × width for one channel
+  W<i>   trainable layer i (conv2d and dense, numbered in order), PyTorch's layout:
+         conv2d [filters, channels, kh, kw], dense [units, inputs]
+  B<i>   [filters] or [units]
+  Y      a number in [0, 1] for bce; a vector of length units for softmax_ce
+         (a probability vector) and for mse
+Axes of length 1 may be left out: the seed's W1 as a 3×3 array, B1 as a number, W2 as a
+flat list. The output is one JSON object: "L", the network's output (A2 for the seed),
+and "dL/d<name>" for every parameter, in the layout the case wrote it in. Example cases
+for every preset are in examples/."""
+
 
 class _Parser(argparse.ArgumentParser):
     # argparse's own error prints the usage block too; we promise one line.
-    def error(self, message):
+    def error(self, message: str) -> None:  # type: ignore[override]
         where = self.prog.removeprefix("cnn-derive").strip()
         raise CnnDeriveError(f"{where}: {message}" if where else message)
 
 
-def _spec(args):
-    from symbolic.spec import NetworkSpec
+def _spec(args: argparse.Namespace):
+    """The network the arguments name: --spec, or the seed at --n/--k, or the seed."""
+    from symbolic.spec import load_spec, seed_spec
 
-    return NetworkSpec(n=args.n, k=args.k)
-
-
-def cmd_verify(args) -> int:
-    """Prove every rule for the given sizes; exit 0 only if all are proven."""
-    from symbolic.rules import prove_all
-
-    spec = _spec(args)
-    t0 = time.perf_counter()
-    results = prove_all(spec)
-    total = time.perf_counter() - t0
-    ok = all(r.proven for r in results)
-    if args.json:
-        print(json.dumps({"n": spec.n, "k": spec.k, "rules": [r.as_json() for r in results], "all_proven": ok}, indent=2))
-    else:
-        print(f"cnn-derive verify: n={spec.n}, k={spec.k} ({spec.n_params} trainable parameters)")
-        for r in results:
-            mark = "proven" if r.proven else "FAILED"
-            print(f"  ({r.rule.name}) {mark:6}  {r.seconds:7.3f} s  {r.rule.statement}")
-        verdict = "all rules proven" if ok else f"{sum(not r.proven for r in results)} rule(s) NOT proven"
-        print(f"{verdict}: brute-force derivative minus rule expands to exactly 0 ({total:.2f} s)")
-    return 0 if ok else EXIT_UNPROVEN
+    if args.spec is not None and (args.n is not None or args.k is not None):
+        raise SpecError("--spec: give either --spec or --n/--k (the seed at other sizes), not both")
+    if args.spec is not None:
+        return load_spec(args.spec)
+    if args.n is None and args.k is None:
+        return load_spec("seed")
+    return seed_spec(6 if args.n is None else args.n, 3 if args.k is None else args.k)
 
 
-def cmd_eval(args) -> int:
-    """Loss, prediction and the four gradients for one case file, as JSON on stdout."""
-    from symbolic.case import load_case
-    from symbolic.numeric import compile_network
+def _where(args: argparse.Namespace) -> str:
+    return "--spec" if getattr(args, "spec", None) else "--n"
 
-    case = load_case(args.case)
-    out = compile_network(case.spec)(case.X, case.W1, case.B1, case.W2, case.B2, case.Y)
-    result = {
-        "L": float(out["L"]),
-        "A2": float(out["A2"]),
-        "dL/dW1": out["dL/dW1"].tolist(),
-        "dL/dB1": float(out["dL/dB1"]),
-        "dL/dW2": [out["dL/dW2"].tolist()],
-        "dL/dB2": float(out["dL/dB2"]),
-    }
-    print(json.dumps(result))
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    """List the built-in presets with their one-line summaries."""
+    from symbolic.spec import preset_summary, presets
+
+    for name, path in sorted(presets().items()):
+        print(f"{name:12} {preset_summary(path)}")
     return 0
 
 
-def cmd_expand(args) -> int:
-    """The brute-force derivative of L for one parameter, term by term."""
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Prove every rule of the network; exit 0 only if all are proven."""
+    from symbolic.cost import check_size
+    from symbolic.rules import prove
+
+    if args.general:
+        return _verify_general(args)
+    spec = _spec(args)
+    check_size(spec, "verify", args.force, _where(args))
+    from symbolic.rules import rules_for
+
+    t0 = time.perf_counter()
+    rules = rules_for(spec, args.end_to_end)
+    results = []
+    for rule in rules:
+        results.append(prove(rule))
+    total = time.perf_counter() - t0
+    ok = all(r.proven for r in results)
+    if args.json:
+        head: dict = {"spec": spec.label}
+        if spec.name.startswith("seed"):
+            head.update(n=spec.input[1], k=spec.layers[0].kernel[0])
+        print(json.dumps({**head, "rules": [r.as_json() for r in results], "all_proven": ok}, indent=2))
+    else:
+        print(f"cnn-derive verify: {spec.label} ({spec.n_params} trainable parameters, ties: {spec.ties})")
+        width = max(len(r.rule.label) for r in results)
+        for r in results:
+            mark = "proven" if r.proven else "FAILED"
+            print(f"  {r.rule.label:{width}}  {mark:6}  {r.seconds:7.3f} s  [{' + '.join(r.rule.methods)}]  {r.rule.text}")
+        bad = sum(not r.proven for r in results)
+        verdict = f"all {len(results)} rules proven" if ok else f"{bad} of {len(results)} rule(s) NOT proven"
+        print(f"{verdict}: brute force minus rule expands to exactly 0 ({total:.2f} s)")
+    return 0 if ok else EXIT_UNPROVEN
+
+
+def _verify_general(args: argparse.Namespace) -> int:
+    from symbolic.general import prove_general
+
+    t0 = time.perf_counter()
+    results = prove_general()
+    total = time.perf_counter() - t0
+    ok = all(r.status in ("proven", "checked") for r in results)
+    if args.json:
+        rows = [{"name": r.rule.name, "layer": r.rule.layer, "status": r.status, "seconds": r.seconds} for r in results]
+        print(json.dumps({"general": rows, "all_proven": all(r.status == "proven" for r in results)}, indent=2))
+    else:
+        print("cnn-derive verify --general: every layer's rule in index notation, sizes as symbols")
+        width = max(len(r.rule.name) for r in results)
+        for r in results:
+            extra = f" (checked at {r.checked_at})" if r.status == "checked" else ""
+            print(f"  {r.rule.name:{width}}  {r.status:7}  {r.seconds:7.3f} s  {r.rule.text}{extra}")
+        counts = {s: sum(r.status == s for r in results) for s in ("proven", "checked", "failed")}
+        print(f"{counts['proven']} proven, {counts['checked']} checked, {counts['failed']} failed ({total:.2f} s)")
+    return 0 if ok else EXIT_UNPROVEN
+
+
+def _layout(value: np.ndarray, shape: tuple) -> object:
+    """An output array in the layout its input was written in (a number for a scalar)."""
+    arr = np.asarray(value, dtype=float).reshape(shape)
+    return float(arr) if arr.ndim == 0 else arr.tolist()
+
+
+def eval_case(spec, case) -> dict:
+    """The JSON object `eval` prints for one checked case."""
+    from symbolic.numeric import compile_network
+
+    args = dict(case.arrays)
+    out = compile_network(spec)(args.pop("X"), args.pop("Y"), **args)
+    pred = spec.stages[-2]
+    result: dict = {"L": float(out["L"])}
+    p = np.asarray(out[pred], dtype=float)
+    result[pred] = float(p.reshape(())) if p.size == 1 else p.tolist()
+    for name in spec.param_shapes:
+        result[f"dL/d{name}"] = _layout(out[f"dL/d{name}"], case.given[name])
+    return result
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Loss, prediction and every parameter gradient for one case file, as JSON on stdout."""
+    from symbolic.case import load_case
+
+    explicit = args.spec is not None or args.n is not None or args.k is not None
+    spec = _spec(args) if explicit else None
+    case = load_case(args.case, spec)
+    print(json.dumps(eval_case(case.spec, case)))
+    return 0
+
+
+def cmd_expand(args: argparse.Namespace) -> int:
+    """The brute-force derivative of L for one parameter entry, term by term."""
     import sympy as sp
 
     from render.printer import latex, text, to_display
+    from symbolic.cost import check_size
     from symbolic.derive import expansion
     from symbolic.network import build
 
-    net = build(_spec(args))
+    spec = _spec(args)
+    check_size(spec, "expand", args.force, _where(args))
+    net = build(spec)
     exp = expansion(net, args.param)
-    show = latex if args.latex else text
-    terms = [(t, show(to_display(t.expr, net.atoms, factor=True))) for t in exp.terms]
-    dname = show(sp.Symbol(exp.param))
     if args.latex:
         from render.notation import Partial, SumLines
 
-        print(latex(SumLines(Partial(sp.Symbol("L"), sp.Symbol(exp.param)), 2,
-                             *[to_display(t.expr, net.atoms, factor=True) for t in exp.terms])))
+        parts = [to_display(t.expr, net.atoms, factor=True) for t in exp.terms]
+        print(latex(SumLines(Partial(sp.Symbol("L"), sp.Symbol(exp.param)), 2, *parts)))
         return 0
     windows = exp.windows()
+    n = len(exp.terms)
     where = f" over {len(windows)} pooling window{'s' if len(windows) != 1 else ''}" if windows[0][0] else ""
-    print(f"dL/d{dname} = sum of {len(terms)} term{'s' if len(terms) != 1 else ''}{where}")
-    print("  (A_2 = sigmoid(Z_2); [z > 0] is the ReLU mask; [a -> p] is 1 when a is the first max of the window that gives p)")
-    shown = dict((id(t), s) for t, s in terms)
+    print(f"dL/d{text(sp.Symbol(exp.param))} = sum of {n} term{'s' if n != 1 else ''}{where}")
+    print("  ([z > 0] is the ReLU mask; [a -> p] is 1 when a is the maximum of the window that gives p)")
     for window, ts in windows:
         if window:
             print(f"window {window}:")
         for t in ts:
-            print(f"  + {shown[id(t)]}")
+            print(f"  + {text(to_display(t.expr, net.atoms, factor=True))}")
     return 0
 
 
-def cmd_build(args) -> int:
-    from render.build import run_build
+def cmd_build(args: argparse.Namespace) -> int:
+    """Write the handout."""
+    from render.build import build_handout_files
 
-    return run_build(args)
+    build_handout_files(spec=_spec(args), out=args.out, formats=args.format, quiet=args.quiet)
+    return 0
+
+
+def _version() -> str:
+    try:
+        return metadata.version("cnn-derive")
+    except metadata.PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown"
 
 
 def parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="cnn-derive", description="Symbolic derivations of backpropagation in a small CNN.")
+    """The argument parser of the ``cnn-derive`` command."""
+    p = _Parser(prog="cnn-derive", description="Symbolic derivations of backpropagation in CNNs: every rule proven exactly.")
+    p.add_argument("--version", action="version", version=f"cnn-derive {_version()}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    def sizes(q):
-        q.add_argument("--n", type=int, default=6, help="input side n (default 6)")
-        q.add_argument("--k", type=int, default=3, help="filter side k (default 3)")
+    def network(q: argparse.ArgumentParser, force: bool = True) -> None:
+        q.add_argument("--spec", default=None, help="a preset name (see `cnn-derive presets`) or a TOML spec file; default: seed")
+        q.add_argument("--n", type=int, default=None, help="the seed network with an n×n input (default 6)")
+        q.add_argument("--k", type=int, default=None, help="the seed network with a k×k filter (default 3)")
+        if force:
+            q.add_argument("--force", action="store_true", help="go on even when the work is estimated at minutes")
 
-    v = sub.add_parser("verify", help="prove every backprop rule exactly")
-    sizes(v)
+    pr = sub.add_parser("presets", help="list the built-in network presets")
+    pr.set_defaults(func=cmd_presets)
+
+    v = sub.add_parser("verify", help="prove every backprop rule of a network exactly")
+    network(v)
     v.add_argument("--json", action="store_true", help="print JSON")
+    v.add_argument(
+        "--end-to-end",
+        choices=("auto", "all", "none"),
+        default="auto",
+        help="also prove rules on L rebuilt from each stage: where small (auto, default), always, or never",
+    )
+    v.add_argument("--general", action="store_true", help="prove each layer type's rule for every size (index notation)")
     v.set_defaults(func=cmd_verify)
 
-    e = sub.add_parser("eval", help="loss and gradients for a case file (JSON), '-' for stdin")
+    e = sub.add_parser(
+        "eval",
+        help="loss and gradients for a case file (JSON), '-' for stdin",
+        epilog=CASE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     e.add_argument("case")
+    network(e, force=False)
     e.set_defaults(func=cmd_eval)
 
-    x = sub.add_parser("expand", help="the expanded brute-force derivative for one parameter (e.g. w_11, B_1, w2_3, B_2; case does not matter)")
+    x = sub.add_parser(
+        "expand", help="the expanded brute-force derivative for one parameter entry (e.g. w_11, b_1, w2_3; case does not matter)"
+    )
     x.add_argument("param")
-    sizes(x)
+    network(x)
     x.add_argument("--latex", action="store_true", help="print LaTeX")
     x.set_defaults(func=cmd_expand)
 
     b = sub.add_parser("build", help="write the handout (Markdown, LaTeX, PDF)")
-    sizes(b)
-    b.add_argument("--out", default=None, help="output folder (default output/seed, or output/n<N>-k<K>)")
+    network(b, force=False)
+    b.add_argument("--out", default=None, help="output folder (default output/<spec name>)")
     b.add_argument("--format", default=None, help="comma-separated subset of md,tex,pdf (default all)")
     b.add_argument("--quiet", action="store_true", help="no progress on stderr")
     b.set_defaults(func=cmd_build)
     return p
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``cnn-derive`` console script.
 
     >>> main(["verify", "--n", "0"])

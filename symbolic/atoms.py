@@ -1,35 +1,43 @@
-"""Atoms: named stand-ins for the non-smooth pieces, and the canonical form built from them.
+"""Atoms: named stand-ins for the non-smooth and transcendental pieces, and the canonical form.
 
-SymEngine differentiates the Piecewise network exactly but leaves its answer as nested
-Piecewise expressions, which do not cancel against anything. ``Atoms.canon`` rewrites them
-with one exact identity: a Piecewise whose branches are tried in order equals
-``sum_i piece_i * sel_i`` where ``sel_i`` is 1 exactly when branch i is the first true one.
-Each ``sel_i`` is an atom, a plain symbol:
+SymEngine differentiates the raw network exactly but leaves Piecewise expressions and
+derivatives of named functions in its answer, which do not cancel against anything.
+``Atoms.canon`` rewrites them with exact identities:
 
-* ``step``    1[z > 0], the ReLU selector (its other branch selects with ``1 - step``);
-* ``select``  1[value i is the first maximum of its pooling window];
-* ``sigmoid`` sigmoid(u), from the derivative of ``softplus`` (``SOFTPLUS' = sigmoid``);
-* ``softplus`` softplus(u) itself, so the loss has a numeric form too.
+* a Piecewise whose branches are tried in order equals ``sum_i piece_i * sel_i``, where
+  ``sel_i`` is 1 exactly when branch i is the first true one;
+* a named function becomes its atom (``sigmoid(u)``, ``tanh(u)``, ``softplus(u)``,
+  ``lse(z)``, the window maximum), and a derivative of one becomes what ``lemmas`` proves it
+  is: softplus' = σ, σ' = σ(1 − σ), ∂lse/∂z_k = softmax_k; the window maxima of the "split" and
+  "all" conventions differentiate to their convention's selectors by definition.
 
-After the rewrite everything is a polynomial (or rational function) in named entries and
-atoms, and an identity proven with the atoms as free symbols holds for every value they take:
-in particular for the 0/1 values they take at a point, ties and kinks included.
+Each atom is a plain symbol, so an identity proven with the atoms free holds for every value
+they take: the 0/1 values at ties and kinks included. Each atom also has a *definition*, an
+expression in the canonical form of its arguments built from the very conditions the
+forward pass uses; every number cnn-derive prints evaluates atoms through these definitions,
+so a convention is written once.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import symengine as se
 
-from symbolic.functions import first_max_conditions, relu_condition, softplus
+from symbolic.functions import first_max, first_max_conditions, is_max_condition, log1p, relu_condition
+
+SELECT_KINDS = ("first", "split", "all")
 
 
 @dataclass(frozen=True)
 class Atom:
-    """One atom: its symbol, what kind of quantity it is, and the raw expressions it depends on.
+    """One atom: its symbol, kind, the raw expressions it depends on, and labels for printing.
 
-    ``label`` names the quantities for printing, e.g. ``("z_11",)`` for 1[z_11 > 0] or
-    ``("a_12", "p_11")`` for "a_12 is the first max of the window that makes p_11".
+    ``kind`` is "step" (1[z > 0]), "first" / "split" / "all" (a pooling window's selector under
+    that tie convention), "max" (a window's value under split or all), "sigmoid", "tanh",
+    "softplus", "softmax" or "lse". ``label`` names the quantities: ``("z_11",)`` for
+    1[z_11 > 0], ``("a_12", "p_11")`` for "a_12 routes to p_11".
     """
 
     symbol: se.Symbol
@@ -37,6 +45,11 @@ class Atom:
     args: tuple
     position: int
     label: tuple
+
+    @property
+    def is_selector(self) -> bool:
+        """True for the pooling selectors of every tie convention."""
+        return self.kind in SELECT_KINDS
 
 
 class Atoms:
@@ -48,89 +61,84 @@ class Atoms:
     """
 
     def __init__(self) -> None:
-        self.by_symbol: dict = {}
-        self._selectors: dict = {}   # tuple of Piecewise conditions -> tuple of selector expressions
-        self._unary: dict = {}       # (kind, arg) -> atom symbol
+        self.by_symbol: dict[se.Symbol, Atom] = {}
+        self._piecewise: dict[tuple, tuple] = {}  # Piecewise conditions -> selector expressions
+        self._keyed: dict[tuple, se.Symbol] = {}  # (kind, args, position) -> atom
         self._memo: dict = {}
 
-    # -- creating atoms ---------------------------------------------------------------------
-    def _new(self, kind, args, position, label):
-        sym = se.Symbol(f"_atom{len(self.by_symbol)}")
-        self.by_symbol[sym] = Atom(sym, kind, tuple(args), position, tuple(label))
-        return sym
+    def _atom(self, kind: str, args: Sequence, position: int, label: Sequence[str]) -> se.Symbol:
+        key = (kind, tuple(args), position)
+        hit = self._keyed.get(key)
+        if hit is None:
+            hit = se.Symbol(f"_atom{len(self.by_symbol)}")
+            self.by_symbol[hit] = Atom(hit, kind, tuple(args), position, tuple(label))
+            self._keyed[key] = hit
+        return hit
 
-    def step(self, z, label):
+    def lookup(self, kind: str, args: Sequence, position: int = 0) -> se.Symbol:
+        """The atom registered for ``(kind, args, position)``; KeyError if the forward never made it."""
+        return self._keyed[kind, tuple(args), position]
+
+    # -- creating atoms (layers call these in their forward) ---------------------------------
+    def step(self, z: se.Expr, label: str) -> se.Symbol:
         """The atom 1[z > 0]; the same z gives the same atom."""
-        key = (relu_condition(z),)
-        if key not in self._selectors:
-            s = self._new("step", (z,), 0, (label,))
-            self._selectors[key] = (s, 1 - s)
-            self._unary["step", z] = s
-        return self._unary["step", z]
+        s = self._atom("step", (z,), 0, (label,))
+        self._piecewise.setdefault((relu_condition(z),), (s, 1 - s))
+        return s
 
-    def selectors(self, values, labels, window_label):
-        """The first-max selectors of one pooling window, one per value, in row-major order."""
-        values = list(values)
+    def window(self, values: Sequence[se.Expr], ties: str, labels: Sequence[str], window_label: str) -> tuple:
+        """The selectors of one pooling window under a tie convention, one per value, row-major."""
+        values = tuple(values)
         if len(values) == 1:
             return (se.Integer(1),)
-        key = first_max_conditions(values)
-        if key not in self._selectors:
-            self._selectors[key] = tuple(
-                self._new("select", values, i, (labels[i], window_label)) for i in range(len(values))
-            )
-        return self._selectors[key]
+        sel = tuple(self._atom(ties, values, i, (labels[i], window_label)) for i in range(len(values)))
+        if ties == "first":
+            self._piecewise.setdefault(first_max_conditions(values), sel)
+        else:
+            self._atom("max", values, 0, (window_label,))
+        return sel
 
-    def _unary_atom(self, kind, u, label):
-        if (kind, u) not in self._unary:
-            self._unary[kind, u] = self._new(kind, (u,), 0, (label,))
-        return self._unary[kind, u]
+    def unary(self, kind: str, u: se.Expr, label: str) -> se.Symbol:
+        """The atom ``kind(u)`` for kind "sigmoid", "tanh" or "softplus"."""
+        return self._atom(kind, (u,), 0, (label,))
 
-    def sigmoid(self, u, label="Z_2"):
-        """The atom sigmoid(u)."""
-        return self._unary_atom("sigmoid", u, label)
+    def softmax(self, z: Sequence[se.Expr], labels: Sequence[str], label: str) -> tuple:
+        """The softmax atoms of a logit vector, and (registered alongside) its log-sum-exp."""
+        z = tuple(z)
+        self._atom("lse", z, 0, (label,))
+        return tuple(self._atom("softmax", z, k, (labels[k],)) for k in range(len(z)))
 
-    def softplus(self, u, label="Z_2"):
-        """The atom softplus(u) = log(1 + exp(u))."""
-        return self._unary_atom("softplus", u, label)
+    # -- the canonical form -------------------------------------------------------------------
+    def canon(self, expr: se.Expr) -> se.Expr:
+        """``expr`` with every Piecewise and named function replaced by atoms (exactly).
 
-    # -- the canonical form -----------------------------------------------------------------
-    def canon(self, expr):
-        """``expr`` with every Piecewise, softplus and softplus' replaced by atoms (exactly).
-
-        Raises KeyError for a Piecewise whose conditions no layer registered: a silent
-        fallback could let two sides of a proof disagree on what an atom means.
+        Raises KeyError for a Piecewise or function no layer registered: a silent fallback
+        could let two sides of a proof disagree on what an atom means.
         """
         expr = se.sympify(expr)
-        memo = self._memo
-        hit = memo.get(expr)
-        if hit is not None:
-            return hit
-        out = self._canon(expr)
-        memo[expr] = out
-        return out
+        hit = self._memo.get(expr)
+        if hit is None:
+            hit = self._canon(expr)
+            self._memo[expr] = hit
+        return hit
 
-    def _canon(self, expr):
+    def _canon(self, expr: se.Expr) -> se.Expr:
         if isinstance(expr, (se.Symbol, se.Number)) or not expr.args:
             return expr
         if isinstance(expr, se.Piecewise):
             args = expr.args
             pieces, conds = args[0::2], args[1::2]
-            sel = self._selectors[tuple(conds[:-1])]
+            sel = self._piecewise[tuple(conds[:-1])]
             return se.Add(*[self.canon(p) * s for p, s in zip(pieces, sel) if p != 0])
-        if isinstance(expr, se.Subs):
-            deriv, _, point = expr.args
-            if isinstance(deriv, se.Derivative) and deriv.args[0].get_name() == "softplus":
-                return self.sigmoid(point)
-            raise KeyError(f"no derivative rule for {deriv}")
-        if isinstance(expr, se.Derivative):
-            f, var = expr.args[0], expr.args[1]
-            if isinstance(f, se.FunctionSymbol) and f.get_name() == "softplus" and f.args == (var,):
-                return self.sigmoid(var)
-            raise KeyError(f"no derivative rule for {expr}")
+        if isinstance(expr, (se.Subs, se.Derivative)):
+            return self._derivative(expr)
+        if isinstance(expr, se.tanh):
+            return self.lookup("tanh", expr.args)
         if isinstance(expr, se.FunctionSymbol):
-            if expr.get_name() == "softplus":
-                return self.softplus(expr.args[0])
-            raise KeyError(f"unknown function {expr}")
+            name = expr.get_name()
+            if name in ("max_split", "max_all"):
+                return self.lookup("max", expr.args)
+            return self.lookup(name, expr.args)
         if isinstance(expr, se.Add):
             return se.Add(*[self.canon(a) for a in expr.args])
         if isinstance(expr, se.Mul):
@@ -139,8 +147,100 @@ class Atoms:
             return se.Pow(self.canon(expr.args[0]), self.canon(expr.args[1]))
         raise KeyError(f"cannot put {type(expr).__name__} into canonical form: {expr}")
 
+    def _derivative(self, expr: se.Expr) -> se.Expr:
+        """A derivative of a named function at a point, by the table that ``lemmas`` proves."""
+        if isinstance(expr, se.Subs):
+            deriv, var, point = expr.args
+            f = deriv.args[0]
+            position = f.args.index(var)
+            args = tuple(point if a == var else a for a in f.args)
+        else:
+            f, var = expr.args[0], expr.args[1]
+            if list(f.args).count(var) != 1:
+                raise KeyError(f"no derivative rule for {expr}")
+            position, args = f.args.index(var), tuple(f.args)
+        name = f.get_name() if isinstance(f, se.FunctionSymbol) else ""
+        if name == "softplus":
+            return self.lookup("sigmoid", args)
+        if name == "sigmoid":
+            s = self.lookup("sigmoid", args)
+            return s * (1 - s)
+        if name == "lse":
+            return self.lookup("softmax", args, position)
+        if name in ("max_split", "max_all"):
+            return self.lookup(name[4:], args, position)
+        raise KeyError(f"no derivative rule for {expr}")
 
-def is_zero(expr) -> bool:
+    # -- what each atom is, numerically ---------------------------------------------------------
+    def definition(self, symbol: se.Symbol) -> se.Expr:
+        """The atom as an expression in the canonical form of its arguments (for numbers).
+
+        >>> atoms = Atoms(); z = se.Symbol("z"); s = atoms.step(z, "z")
+        >>> atoms.definition(s)
+        Piecewise((1, 0 < z), (0, True))
+        """
+        atom = self.by_symbol[symbol]
+        args = [self.canon(a) for a in atom.args]
+        return DEFINITIONS[atom.kind](args, atom.position)
+
+
+def _select_first(v: list, i: int) -> se.Expr:
+    conds = first_max_conditions(v)
+    branches = [(se.Integer(0), c) for c in conds[:i]]
+    branches.append((se.Integer(1), conds[i] if i < len(conds) else se.true))
+    if i < len(conds):
+        branches.append((se.Integer(0), se.true))
+    return se.Piecewise(*branches)
+
+
+def _indicator(cond: se.Expr) -> se.Expr:
+    return se.Piecewise((1, cond), (0, True))
+
+
+def _select_split(v: list, i: int) -> se.Expr:
+    return _indicator(is_max_condition(v, i)) / se.Add(*[_indicator(is_max_condition(v, j)) for j in range(len(v))])
+
+
+def _select_all(v: list, i: int) -> se.Expr:
+    return _indicator(is_max_condition(v, i))
+
+
+def _sigmoid(v: list, _: int) -> se.Expr:
+    # exp is only ever taken of -|u|, so neither branch overflows where it is chosen.
+    u = v[0]
+    return se.Piecewise((1 / (1 + se.exp(-u)), se.Ge(u, 0)), (se.exp(u) / (1 + se.exp(u)), True))
+
+
+def _softplus(v: list, _: int) -> se.Expr:
+    u = v[0]
+    return se.Piecewise((u + log1p(se.exp(-u)), se.Gt(u, 0)), (log1p(se.exp(u)), True))
+
+
+def _softmax(v: list, k: int) -> se.Expr:
+    m = first_max(v)
+    return se.exp(v[k] - m) / se.Add(*[se.exp(x - m) for x in v])
+
+
+def _lse(v: list, _: int) -> se.Expr:
+    m = first_max(v)
+    return m + se.log(se.Add(*[se.exp(x - m) for x in v]))
+
+
+DEFINITIONS = {
+    "step": lambda v, _: _indicator(relu_condition(v[0])),
+    "first": _select_first,
+    "split": _select_split,
+    "all": _select_all,
+    "max": lambda v, _: first_max(v),
+    "sigmoid": _sigmoid,
+    "tanh": lambda v, _: se.tanh(v[0]),
+    "softplus": _softplus,
+    "softmax": _softmax,
+    "lse": _lse,
+}
+
+
+def is_zero(expr: se.Expr) -> bool:
     """An exact proof obligation: the expanded expression is the number 0.
 
     >>> x = se.Symbol("x"); is_zero((x + 1) ** 2 - x**2 - 2 * x - 1)
@@ -149,4 +249,4 @@ def is_zero(expr) -> bool:
     return se.expand(expr) == 0
 
 
-__all__ = ["Atom", "Atoms", "is_zero", "softplus"]
+__all__ = ["DEFINITIONS", "SELECT_KINDS", "Atom", "Atoms", "is_zero"]

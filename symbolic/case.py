@@ -1,56 +1,38 @@
-"""A case for `cnn-derive eval`: one input, one set of parameters and one label, validated.
+"""A case for `cnn-derive eval`: one input, the parameters and the label, for a network spec.
 
-A case file is a JSON object with exactly the keys X, W1, B1, W2, B2, Y::
+A case file is a JSON object with the keys X, Y and one W<i>, B<i> pair per trainable layer
+(conv2d and dense, numbered 1, 2, ... in order), in PyTorch's layouts::
 
-    {"X": [[...6 numbers...], ...6 rows...],   n×n input
-     "W1": [[...3...], ...3 rows...],          k×k filter
-     "B1": 0.1,                                conv bias (a plain number)
-     "W2": [[0.1, 0.2, 0.3, 0.4]],             1×m dense weights, or a flat [0.1, 0.2, 0.3, 0.4]
-     "B2": -0.2,                               dense bias (a plain number)
-     "Y": 1}                                   label in [0, 1]
+    {"X":  channels × height × width, or height × width for one channel,
+     "W1": [filters, channels, kh, kw] for a conv2d layer, [units, inputs] for a dense one,
+     "B1": [filters] or [units],
+     ...,
+     "Y":  a number in [0, 1] for bce; a vector of length units for softmax_ce (a
+           probability vector) and for mse}
 
-The sizes n and k come from the arrays; m must be ((n−k+1)/2)².
+Where a dimension is 1 the squeezed form is accepted as well: the seed's 3×3 ``W1``, its
+number ``B1``, its flat ``W2``. So the lecture's cases read as they always did.
 
 Every rejection is a `CaseError` whose message is a single line that starts with the field
 (or, for problems with the whole file, the file's name) and says what was expected and what
-was found, so the CLI can print it as is.
-
-Decisions worth knowing:
-
-* Scalars (B1, B2, Y) must be plain numbers. A 1-element list such as ``[0.5]`` is rejected
-  with a message that says to write ``0.5``: accepting it would hide a shape mistake in the
-  one place where shapes are otherwise strict.
-* Booleans, strings and null are never numbers. NaN and ±Infinity (which Python's json
-  module accepts) are rejected, as are numbers too large for a float (``1e400``).
-* A repeated key is rejected rather than silently keeping the last value, as json does.
+was found, so the CLI can print it as is. Booleans, strings and null are never numbers; NaN
+and ±Infinity (which Python's json module accepts) are rejected, as are numbers too large for
+a float (``1e400``), and a repeated key.
 """
+
 from __future__ import annotations
 
 import json
 import math
 import numbers
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 
-from symbolic.errors import CaseError, SpecError
-from symbolic.spec import NetworkSpec
-
-KEYS = ("X", "W1", "B1", "W2", "B2", "Y")
-
-_MISSING_HINT = {
-    "X": "expected an n×n array",
-    "W1": "expected a k×k array",
-    "B1": "expected a number",
-    "W2": "expected a 1×m array or a flat list of m numbers",
-    "B2": "expected a number",
-    "Y": "expected a number in [0, 1]",
-}
-
-# NetworkSpec names its own fields; a case only has arrays, so point at the array that sets the size.
-_SPEC_FIELD_TO_CASE_FIELD = {"n": "X", "k": "W1"}
+from symbolic.errors import CaseError
+from symbolic.numeric import check_labels, squeezed
+from symbolic.spec import NetworkSpec, seed_spec
 
 _SNIPPET = 30  # characters of user text quoted in a message; enough to recognise, short enough for one line
 
@@ -171,177 +153,127 @@ def _read_only(rows: object) -> np.ndarray:
     return array
 
 
-def _matrix_rows(name: str, value: object, expected: str) -> list[list[object]]:
-    """Check that value is a non-empty rectangular list of lists; returns the rows.
+def _fmt_shape(shape: tuple[int, ...]) -> str:
+    return "a number" if not shape else "×".join(map(str, shape)) if len(shape) > 1 else f"a list of {shape[0]}"
 
-    Entries are not checked here, so W2's 1×m form can reuse the shape checks.
-    """
+
+def _nested(name: str, value: object, path: str = "") -> tuple[list, tuple[int, ...]]:
+    """A JSON value as nested lists of floats and its shape; rejects ragged arrays and non-numbers."""
     value = _as_lists(value)
-    if not isinstance(value, (list, tuple)) or isinstance(value, _Pairs):
-        raise CaseError(f"{name}: expected {expected}, got {_describe(value)}")
-    if not value:
-        raise CaseError(f"{name}: expected {expected}, got an empty array")
-    non_rows = [i for i, row in enumerate(value, 1) if not isinstance(row, (list, tuple)) or isinstance(row, _Pairs)]
-    if len(non_rows) == len(value):
-        raise CaseError(
-            f"{name}: expected {expected}, got a flat list of {len(value)} entries; write one inner list per row"
-        )
-    if non_rows:
-        i = non_rows[0]
-        raise CaseError(f"{name}: expected {expected}, got row {i} as {_describe(value[i - 1])} instead of a list")
-    width = len(value[0])
-    for i, row in enumerate(value, 1):
-        if len(row) != width:
-            raise CaseError(
-                f"{name}: expected {expected}, got a ragged array (row {i} has {len(row)} entries, row 1 has {width})"
-            )
-    if width == 0:
-        raise CaseError(f"{name}: expected {expected}, got an empty array (its rows have no entries)")
-    return [list(row) for row in value]
-
-
-def _check_entries(name: str, expected: str, rows: list[list[object]], where: Callable[[int, int], str]) -> None:
-    for i, row in enumerate(rows, 1):
-        for j, entry in enumerate(row, 1):
-            if not _is_number(entry):
-                raise CaseError(f"{name}: expected {expected}, got {_describe(entry)} at {where(i, j)}")
-            problem = _number_problem(entry)
-            if problem is not None:
-                raise CaseError(f"{name}: expected finite numbers, got {problem} at {where(i, j)}")
-
-
-def _row_col(i: int, j: int) -> str:
-    return f"row {i}, column {j}"
-
-
-def _square(name: str, value: object, side: str) -> np.ndarray:
-    expected = f"a square {side}×{side} array of numbers"
-    rows = _matrix_rows(name, value, expected)
-    if len(rows) != len(rows[0]):
-        raise CaseError(f"{name}: expected {expected}, got a {len(rows)}×{len(rows[0])} array")
-    _check_entries(name, expected, rows, _row_col)
-    return _read_only(rows)
-
-
-def _spec(X: np.ndarray, W1: np.ndarray) -> NetworkSpec:
-    n, k = X.shape[0], W1.shape[0]
-    try:
-        return NetworkSpec(n=n, k=k)
-    except SpecError as error:
-        # Keep the spec's wording but name the case's field: the user never wrote "n" or "k".
-        spec_field, _, text = str(error).partition(": ")
-        field = _SPEC_FIELD_TO_CASE_FIELD.get(spec_field, "case")
-        raise CaseError(f"{field}: {text} (X is {n}×{n}, W1 is {k}×{k})") from None
-
-
-def _weights(value: object, spec: NetworkSpec) -> np.ndarray:
-    name = "W2"
-    expected = "a 1×m array or a flat list of m numbers"
-    value = _as_lists(value)
-    if isinstance(value, (list, tuple)) and value and isinstance(value[0], (list, tuple)):
-        rows = _matrix_rows(name, value, expected)
-        if len(rows) != 1:
-            raise CaseError(f"{name}: expected {expected}, got a {len(rows)}×{len(rows[0])} array")
-        _check_entries(name, expected, rows, _row_col)
-        flat = rows[0]
-    elif isinstance(value, (list, tuple)) and not isinstance(value, _Pairs):
-        flat = list(value)
-        _check_entries(name, expected, [flat], lambda i, j: f"position {j}")
-    else:
-        raise CaseError(f"{name}: expected {expected}, got {_describe(value)}")
-    if len(flat) != spec.flat:
-        p = spec.pool
-        raise CaseError(
-            f"{name}: expected {spec.flat} weights (((n−k+1)/{p})² for n={spec.n}, k={spec.k}), got {len(flat)}"
-        )
-    return _read_only(flat)
-
-
-def _scalar(name: str, value: object, expected: str = "a finite number", low=-math.inf, high=math.inf) -> float:
-    value = _as_lists(value)  # a 0-d array built in code is a plain number
+    if isinstance(value, (list, tuple)) and not isinstance(value, _Pairs):
+        if not value:
+            raise CaseError(f"{name}: expected numbers, got an empty list{' at ' + path if path else ''}")
+        parts = [_nested(name, v, f"{path}[{i}]") for i, v in enumerate(value)]
+        shapes = {shape for _, shape in parts}
+        if len(shapes) > 1:
+            raise CaseError(f"{name}: expected a rectangular array, got rows of different shapes{' in ' + path if path else ''}")
+        return [p for p, _ in parts], (len(value), *shapes.pop())
     problem = _number_problem(value)
-    if problem is None:
-        if not low <= float(value) <= high:
-            raise CaseError(f"{name}: expected {expected}, got {_fmt_number(value)}")  # as written: 2, not 2.0
-        return float(value)
-    if isinstance(value, (list, tuple)) and len(value) == 1 and _number_problem(value[0]) is None:
-        only = _fmt_number(value[0])
-        raise CaseError(
-            f"{name}: expected {expected}, got a 1-element list ([{only}]); "
-            f"only plain numbers are accepted, so write {only}"
-        )
-    raise CaseError(f"{name}: expected {expected}, got {problem}")
+    if problem is not None:
+        where = f" at {path}" if path else ""
+        raise CaseError(f"{name}: expected finite numbers, got {problem}{where}")
+    return float(value), ()  # type: ignore[arg-type]
+
+
+def read_array(name: str, value: object, full: tuple[int, ...]) -> tuple[np.ndarray, tuple[int, ...]]:
+    """A field as a float64 array in full layout, and the shape it was written in.
+
+    >>> read_array("W1", [[1, 0], [0, 1]], (1, 1, 2, 2))[0].shape
+    (1, 1, 2, 2)
+    >>> read_array("B1", [[0]], (1,))[0].tolist(), read_array("B1", 0, (1,))[1]
+    ([0.0], ())
+    >>> read_array("W2", [1, 2], (1, 4))
+    Traceback (most recent call last):
+    ...
+    symbolic.errors.CaseError: W2: expected 1×4 (or a list of 4), got a list of 2
+    """
+    data, shape = _nested(name, value)
+    arr = np.array(data, dtype=np.float64)
+    short = squeezed(full)
+    # Axes of length 1 carry no information, so any of them may be left out or added.
+    if squeezed(shape) == short:
+        return arr.reshape(full), shape
+    alt = f" (or {_fmt_shape(short)})" if short != full else ""
+    got = _fmt_shape(shape)
+    got = f"a {got} array" if len(shape) > 1 else got
+    raise CaseError(f"{name}: expected {_fmt_shape(full)}{alt}, got {got}")
 
 
 @dataclass(frozen=True, eq=False)
 class Case:
-    """One input, the network's parameters and the label, checked against each other.
+    """One case for a spec: arrays in full layout, and the shapes they were written in.
 
-    Built from JSON by `parse_case`/`load_case`, or directly in code; either way the arrays
-    become read-only float64 copies and any mismatch raises `CaseError`.
-
-    >>> import numpy as np
-    >>> case = Case(X=np.zeros((6, 6)), W1=np.ones((3, 3)), B1=0, W2=[[1, 2, 3, 4]], B2=0.5, Y=1)
-    >>> case.spec, case.W2, case.B1
-    (NetworkSpec(n=6, k=3, pool=2), array([1., 2., 3., 4.]), 0.0)
-    >>> Case(X=np.zeros((6, 6)), W1=np.ones((3, 3)), B1=0, W2=[1, 2, 3], B2=0, Y=1)
-    Traceback (most recent call last):
-    ...
-    symbolic.errors.CaseError: W2: expected 4 weights (((n−k+1)/2)² for n=6, k=3), got 3
+    >>> case = parse_case('{"X": [[1, 2], [3, 4]], "W1": [[1]], "B1": 0, "W2": [5], "B2": 0, "Y": 0}')
+    >>> case.spec.input, case.given["W2"], case.arrays["W2"].shape
+    ((1, 2, 2), (1,), (1, 1))
     """
 
-    X: np.ndarray
-    W1: np.ndarray
-    B1: float
-    W2: np.ndarray
-    B2: float
-    Y: float
-
-    def __post_init__(self) -> None:
-        # Sizes first: W2's expected length depends on n and k.
-        X = _square("X", self.X, "n")
-        W1 = _square("W1", self.W1, "k")
-        spec = _spec(X, W1)
-        checked = {
-            "X": X,
-            "W1": W1,
-            "B1": _scalar("B1", self.B1),
-            "W2": _weights(self.W2, spec),
-            "B2": _scalar("B2", self.B2),
-            "Y": _scalar("Y", self.Y, "a number in [0, 1]", low=0.0, high=1.0),
-        }
-        for name, value in checked.items():
-            object.__setattr__(self, name, value)  # frozen: the only way to store the normalised values
+    spec: NetworkSpec
+    arrays: dict
+    given: dict
 
     @property
-    def spec(self) -> NetworkSpec:
-        """The network these numbers fit: n from X, k from W1.
-
-        >>> parse_case('{"X": [[1, 2], [3, 4]], "W1": [[1]], "B1": 0, "W2": [5], "B2": 0, "Y": 0}').spec
-        NetworkSpec(n=2, k=1, pool=2)
-        """
-        return NetworkSpec(n=self.X.shape[0], k=self.W1.shape[0])
-
-    # Arrays make the generated __eq__ ambiguous; compare by value instead. The arrays are
-    # read-only, so hashing by value is safe.
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Case):
-            return NotImplemented
-        return all(np.array_equal(getattr(self, f.name), getattr(other, f.name)) for f in fields(self))
-
-    def __hash__(self) -> int:
-        return hash(tuple(tuple(np.ravel(getattr(self, f.name)).tolist()) for f in fields(self)))
+    def params(self) -> dict:
+        """The parameters alone, by name."""
+        return {k: v for k, v in self.arrays.items() if k not in ("X", "Y")}
 
 
-def parse_case(text: str, source: str = "case") -> Case:
+def keys_for(spec: NetworkSpec) -> tuple[str, ...]:
+    """The keys a case for ``spec`` has, in order.
+
+    >>> keys_for(seed_spec())
+    ('X', 'W1', 'B1', 'W2', 'B2', 'Y')
+    """
+    return ("X", *spec.param_shapes, "Y")
+
+
+def _shapes(spec: NetworkSpec) -> dict[str, tuple[int, ...]]:
+    return {"X": spec.input, **spec.param_shapes, "Y": spec.y_shape}
+
+
+def _infer_seed(values: dict) -> NetworkSpec:
+    """With no spec given, the lecture's network at the sizes X and W1 are written in."""
+    x, w = _as_lists(values.get("X")), _as_lists(values.get("W1"))
+    try:
+        n = len(x) if isinstance(x, list) and all(isinstance(r, list) for r in x) else 6
+        k = len(w) if isinstance(w, list) and all(isinstance(r, list) for r in w) else 3
+    except TypeError:
+        n, k = 6, 3
+    try:
+        return seed_spec(n, k)
+    except Exception as err:  # the sizes' own message, attributed to the arrays the user wrote
+        text = str(err).partition(": ")[2]
+        raise CaseError(f"X: {text} (X is {n}×{n}, W1 is {k}×{k})") from None
+
+
+def make_case(values: dict, spec: NetworkSpec | None = None, source: str = "case") -> Case:
+    """A checked Case from field values (JSON-like or arrays); ``spec`` None infers the seed's sizes.
+
+    >>> make_case({"X": np.zeros((6, 6)), "W1": np.ones((3, 3)), "B1": 0, "W2": [1, 2, 3], "B2": 0, "Y": 1})
+    Traceback (most recent call last):
+    ...
+    symbolic.errors.CaseError: W2: expected 1×4 (or a list of 4), got a list of 3
+    """
+    spec = spec if spec is not None else _infer_seed(values)
+    keys = keys_for(spec)
+    for key in values:
+        if key not in keys:
+            hint = next((f" (did you mean {k}?)" for k in keys if k.lower() == str(key).strip().lower()), "")
+            raise CaseError(f"{_key_name(str(key))}: unknown key; expected only {', '.join(keys)}{hint}")
+    arrays, given = {}, {}
+    for key, full in _shapes(spec).items():
+        if key not in values:
+            raise CaseError(f"{key}: missing; expected {_fmt_shape(full)} for {spec.label}")
+        arrays[key], given[key] = read_array(key, values[key], full)
+    check_labels(spec, arrays["Y"])
+    for arr in arrays.values():
+        arr.flags.writeable = False
+    return Case(spec, arrays, given)
+
+
+def parse_case(text: str, spec: NetworkSpec | None = None, source: str = "case") -> Case:
     """Parse and validate a case from JSON text; ``source`` names the text in file-level messages.
 
-    >>> case = parse_case('''{"X": [[0,1,0,1,0,1],[1,0,1,0,1,0],[0,1,0,1,0,1],
-    ...                              [1,0,1,0,1,0],[0,1,0,1,0,1],[1,0,1,0,1,0]],
-    ...                       "W1": [[1,0,-1],[1,0,-1],[1,0,-1]], "B1": 0,
-    ...                       "W2": [[0.1, 0.2, 0.3, 0.4]], "B2": -0.2, "Y": 1}''')
-    >>> case.X.shape, case.W2.dtype, case.Y
-    ((6, 6), dtype('float64'), 1.0)
     >>> parse_case('{"X": 1, "Q": 2}')
     Traceback (most recent call last):
     ...
@@ -356,29 +288,25 @@ def parse_case(text: str, source: str = "case") -> Case:
         raise CaseError(f"{source}: invalid JSON at line {error.lineno} column {error.colno}: {error.msg}") from None
     except RecursionError:
         raise CaseError(f"{source}: invalid JSON: nested too deeply") from None
+    return case_from_json(data, spec, source)
+
+
+def case_from_json(data: object, spec: NetworkSpec | None, source: str) -> Case:
+    """A Case from a decoded JSON value (pairs kept, so repeated keys are seen)."""
     if not isinstance(data, _Pairs):
         raise CaseError(f"{source}: expected a JSON object, got {_kind(data)}")
-
     values: dict[str, object] = {}
     for key, value in data:
-        if key not in KEYS:
-            hint = next((f" (did you mean {k}?)" for k in KEYS if k.lower() == key.strip().lower()), "")
-            raise CaseError(f"{_key_name(key)}: unknown key; expected only {', '.join(KEYS)}{hint}")
         if key in values:
             raise CaseError(f"{key}: appears more than once; expected each key once")
         values[key] = value
-    for key in KEYS:
-        if key not in values:
-            raise CaseError(f"{key}: missing; {_MISSING_HINT[key]}")
-    return Case(**values)
+    return make_case(values, spec, source)
 
 
-def load_case(path_or_dash: str) -> Case:
-    """Read a case from a file, or from standard input when the path is ``-``.
+def read_text(path_or_dash: str) -> tuple[str, str]:
+    """The text of a file, or of standard input for ``-``, and the name messages use for it.
 
-    File-level messages name the path (or ``stdin``); field messages name the field.
-
-    >>> load_case("no-such-case.json")
+    >>> read_text("no-such-case.json")
     Traceback (most recent call last):
     ...
     symbolic.errors.CaseError: no-such-case.json: cannot read file: No such file or directory
@@ -386,12 +314,19 @@ def load_case(path_or_dash: str) -> Case:
     source = "stdin" if path_or_dash == "-" else path_or_dash
     try:
         if path_or_dash == "-":
-            text = sys.stdin.read()
-        else:
-            with open(path_or_dash, encoding="utf-8") as handle:
-                text = handle.read()
+            return sys.stdin.read(), source
+        with open(path_or_dash, encoding="utf-8") as handle:
+            return handle.read(), source
     except UnicodeDecodeError as error:
         raise CaseError(f"{source}: cannot read file: not UTF-8 text (byte {error.start})") from None
     except OSError as error:
         raise CaseError(f"{source}: cannot read file: {error.strerror or error}") from None
-    return parse_case(text, source)
+
+
+def load_case(path_or_dash: str, spec: NetworkSpec | None = None) -> Case:
+    """Read a case from a file, or from standard input when the path is ``-``."""
+    text, source = read_text(path_or_dash)
+    return parse_case(text, spec, source)
+
+
+__all__ = ["Case", "case_from_json", "keys_for", "load_case", "make_case", "parse_case", "read_array", "read_text"]

@@ -5,6 +5,7 @@ log(1 + e^z)), evaluated with mpmath at ``dps`` digits; no derivative of ours is
 valid where L is smooth: at a ReLU kink or a max-pool tie a central difference averages the two
 one-sided slopes, which is not the convention PyTorch (and cnn-derive) uses.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -68,6 +69,14 @@ def evaluate_mp(expr, values: dict):
             out = ev(e.args[0]) <= ev(e.args[1])
         elif isinstance(e, se.FunctionSymbol) and e.get_name() == "softplus":
             out = mpmath.log1p(mpmath.exp(ev(e.args[0])))
+        elif isinstance(e, se.FunctionSymbol) and e.get_name() == "sigmoid":
+            out = 1 / (1 + mpmath.exp(-ev(e.args[0])))
+        elif isinstance(e, se.FunctionSymbol) and e.get_name() == "lse":
+            out = mpmath.log(mpmath.fsum(mpmath.exp(ev(a)) for a in e.args))
+        elif isinstance(e, se.FunctionSymbol) and e.get_name() in ("max_split", "max_all"):
+            out = max(ev(a) for a in e.args)
+        elif isinstance(e, se.tanh):
+            out = mpmath.tanh(ev(e.args[0]))
         else:
             raise TypeError(f"cannot evaluate {type(e).__name__}")
         memo[e] = out
@@ -79,17 +88,16 @@ def evaluate_mp(expr, values: dict):
 @lru_cache(maxsize=4)
 def _network(spec: NetworkSpec):
     net = build(spec)
-    return net, list(net.X.ravel()), net.params()
+    return net, list(net.stages["X"].ravel()), net.entries()
 
 
-def central_differences(spec: NetworkSpec, X, params: dict, Y, derivatives: dict,
-                        dps: int = 40, h: str = "1e-15") -> list:
+def central_differences(spec: NetworkSpec, X, params: dict, Y, derivatives: dict, dps: int = 40, h: str = "1e-15") -> list:
     """Central differences (L(θ + h) − L(θ − h)) / 2h for every parameter, at ``dps`` digits.
 
     With 40 digits and h = 1e-15 the truncation error (~h²) and the rounding error (~10^-40 / h)
     are both far below 1e-20, so the comparison measures our float64 derivative alone.
 
-    >>> spec = NetworkSpec(n=5, k=2); import numpy as np
+    >>> spec = seed_spec(5, 2); import numpy as np
     >>> ps = {"w_11": 1.0, "w_12": -1.0, "w_21": 0.5, "w_22": 2.0, "B_1": 0.25, "w2_1": 1.0, "w2_2": -2.0,
     ...       "w2_3": 0.5, "w2_4": 1.5, "B_2": 0.1}
     >>> X = np.arange(25.0).reshape(5, 5) % 7 - 3
@@ -104,7 +112,7 @@ def central_differences(spec: NetworkSpec, X, params: dict, Y, derivatives: dict
         hh = mpmath.mpf(h)
         point = {s: mpmath.mpf(float(v)) for s, v in zip(xs, np.asarray(X, dtype=float).ravel())}
         point.update({params_sym[p]: mpmath.mpf(float(params[p])) for p in params_sym})
-        point[net.Y] = mpmath.mpf(float(Y))
+        point.update({s: mpmath.mpf(float(v)) for s, v in zip(net.Y.ravel(), np.ravel(np.asarray(Y, dtype=float)))})
         out = []
         for name, sym in params_sym.items():
             up, down = dict(point), dict(point)

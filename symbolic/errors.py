@@ -25,3 +25,7 @@ class ParameterError(CnnDeriveError):
 
 class RenderError(CnnDeriveError):
     """A handout that cannot be written (missing TeX engine, failed compile, bad format)."""
+
+
+class SizeError(CnnDeriveError):
+    """Sizes whose symbolic work would take minutes, refused up front (``--force`` goes on)."""

@@ -1,10 +1,11 @@
-"""The lecture's network built symbolically from named entries, from any stage upward.
+"""A network is the list of its layers; building it and running its backward chain are loops.
 
-``build(spec)`` starts at the input: X = [x_ij], W1 = [w_kl], B_1, W2 = [w2_j], B_2, Y are
-symbols (indices from 1, as in the lecture) and Z1, A1, P1, F, Z2, L are SymEngine
-expressions in them. ``build(spec, start="A1")`` starts from fresh symbols a_ij for A1
-instead: that is L as a function of A1, whose brute-force gradient is dL/dA1.
+``build(spec)`` starts at the input: X, every parameter and Y are named symbols (indices from
+1, as in the lecture; ``names`` gives them) and every stage up to L is a SymEngine expression
+in them. ``build(spec, start="A1")`` starts from fresh symbols for stage A1 instead: that is L
+as a function of A1, whose brute-force gradient is dL/dA1.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -13,137 +14,178 @@ import numpy as np
 import symengine as se
 
 from symbolic.atoms import Atoms
-from symbolic.layers import Conv2D, Dense, Flatten, MaxPool, ReLU, SigmoidBCE, obj
+from symbolic.errors import ParameterError
+from symbolic.layers import LAYERS, LOSS_LAYERS, Context, Layer, Loss, MaxPool, obj
+from symbolic.names import bias_base, entry_name, grad_key, param_names, scalar_name, stage_base, weight_base
 from symbolic.spec import NetworkSpec
 
-STAGES = ("X", "Z1", "A1", "P1", "F", "Z2")
+Array = np.ndarray
 
 
-def entry_name(base: str, idx, side: int) -> str:
-    """The name of one entry, 1-based; indices get commas once a side reaches 10.
+def named(base: str, shape: tuple[int, ...], scalar: str | None = None) -> Array:
+    """An object array of symbols ``base_ij``; a single entry is the one symbol ``scalar``.
 
-    >>> entry_name("x", (0, 1), 6), entry_name("x", (0, 11), 28), entry_name("w2", (2,), 4)
-    ('x_12', 'x_1,12', 'w2_3')
+    >>> named("x", (1, 2, 2)).ravel().tolist(), named("b1", (1,), "B_1").tolist()
+    ([x_11, x_12, x_21, x_22], [B_1])
     """
-    parts = [str(i + 1) for i in idx]
-    sep = "," if side >= 10 and len(parts) > 1 else ""
-    return f"{base}_{sep.join(parts)}"
+    return obj(shape, lambda *i: se.Symbol(label_of(base, i, shape, scalar)))
 
 
-def named(base: str, shape) -> np.ndarray:
-    """An object array of symbols named ``base_ij``."""
-    side = max(shape)
-    return obj(shape, lambda *i: se.Symbol(entry_name(base, i, side)))
+def label_of(base: str, idx: tuple[int, ...], shape: tuple[int, ...], scalar: str | None = None) -> str:
+    """The name of one entry (see ``names.entry_name``); a one-entry array is ``scalar``."""
+    if scalar is not None and int(np.prod(shape, dtype=int)) == 1:
+        return scalar
+    return entry_name(base, idx, shape)
 
 
-def labels(base: str, shape) -> np.ndarray:
-    side = max(shape)
-    return obj(shape, lambda *i: entry_name(base, i, side))
+def labels(base: str, shape: tuple[int, ...], scalar: str | None = None) -> Array:
+    """Entry names as strings, shaped like the stage."""
+    return obj(shape, lambda *i: label_of(base, i, shape, scalar))
+
+
+def make_layers(spec: NetworkSpec) -> tuple[list[Layer], Loss]:
+    """The spec's layers as objects, with their stage and parameter names, and the loss.
+
+    >>> [repr(la) for la in make_layers(load_spec())[0]][:2]
+    ['Conv2D(layer 1 (conv2d): X -> Z1)', 'ReLU(layer 2 (relu): Z1 -> A1)']
+    """
+    stages = spec.stages
+    layers: list[Layer] = []
+    t = 0
+    for i, (ls, shape_in, shape_out) in enumerate(zip(spec.layers, spec.shapes, spec.shapes[1:])):
+        names = {"in": stages[i], "out": stages[i + 1]}
+        if ls.type in ("conv2d", "dense"):
+            t += 1
+            names["W"], names["B"] = param_names(t)
+        cls = LAYERS[ls.type]
+        extra = {"ties": spec.ties} if cls is MaxPool else {}
+        layers.append(cls(ls, i + 1, shape_in, shape_out, names, **extra))  # type: ignore[call-arg]
+    loss_names = {"in": stages[-3], "out": stages[-2]}
+    loss = LOSS_LAYERS[spec.loss](None, len(spec.layers) + 1, spec.shapes[-1], (), loss_names)  # type: ignore[arg-type]
+    return layers, loss
 
 
 @dataclass
 class Network:
-    """One symbolic build. Stages before ``start`` are None; ``inputs`` are the start stage's symbols."""
+    """One symbolic build: stage values from ``start`` on, parameters, Y, L, atoms, contexts."""
 
     spec: NetworkSpec
+    layers: list[Layer]
+    loss: Loss
     atoms: Atoms
     start: str
-    inputs: np.ndarray
-    W2: np.ndarray
-    B2: se.Symbol
-    Y: se.Symbol
-    X: np.ndarray | None = None
-    W1: np.ndarray | None = None
-    B1: se.Symbol | None = None
-    Z1: np.ndarray | None = None
-    A1: np.ndarray | None = None
-    P1: np.ndarray | None = None
-    F: np.ndarray | None = None
-    Z2: object = None
-    L: object = None
-    label: dict = field(default_factory=dict)
+    stages: dict[str, Array]
+    params: dict[str, Array]
+    Y: Array
+    L: se.Expr
+    contexts: list[Context] = field(default_factory=list)
+    loss_ctx: Context | None = None
+    stage_labels: dict[str, Array] = field(default_factory=dict)
 
-    def params(self) -> dict:
-        """Trainable parameters present in this build, by name, in the lecture's order.
+    @property
+    def inputs(self) -> Array:
+        """The start stage's symbols."""
+        return self.stages[self.start]
 
-        >>> list(build(NetworkSpec()).params())[:3], len(build(NetworkSpec()).params())
+    def entries(self) -> dict[str, se.Symbol]:
+        """Every trainable entry by name, in order: w_11, ..., B_1, w2_1, ..., B_2.
+
+        >>> list(build(load_spec()).entries())[:3], len(build(load_spec()).entries())
         (['w_11', 'w_12', 'w_13'], 15)
         """
-        out = {}
-        if self.W1 is not None:
-            out.update({str(s): s for s in self.W1.ravel()})
-            out[str(self.B1)] = self.B1
-        out.update({str(s): s for s in self.W2})
-        out[str(self.B2)] = self.B2
-        return out
+        return {str(s): s for arr in self.params.values() for s in arr.ravel()}
+
+    def entry(self, name: str) -> se.Symbol:
+        """One trainable entry by name; case does not matter (b_1 is B_1).
+
+        >>> build(load_spec()).entry("b_1")
+        B_1
+        """
+        found = {n.lower(): s for n, s in self.entries().items()}.get(name.lower())
+        if found is None:
+            raise ParameterError(f"PARAM: expected one of {', '.join(self.entries())}; got {name!r}")
+        return found
+
+    @property
+    def prediction(self) -> Array:
+        """The network's output (canonical): A2 = sigmoid(Z2) for the seed."""
+        assert self.loss_ctx is not None
+        return self.loss.prediction(self.loss_ctx)
+
+
+def stage_symbols(spec: NetworkSpec, stage: str, shape: tuple[int, ...], bar: bool = False) -> Array:
+    """Fresh symbols for a stage with a batch axis: ``a_ij`` for A1 (``abar_ij`` with ``bar``)."""
+    base = stage_base(stage)
+    scalar = scalar_name(stage)
+    if bar:
+        base, scalar = base + "bar", scalar.replace("_", "bar_", 1) if "_" in scalar else scalar + "bar"
+    return named(base, (spec.batch, *shape), scalar)
+
+
+def param_symbols(spec: NetworkSpec) -> dict[str, Array]:
+    """Every parameter as named symbols, in PyTorch's layout."""
+    out = {}
+    for name, shape in spec.param_shapes.items():
+        t = int(name[1:])
+        out[name] = named(weight_base(t), shape) if name[0] == "W" else named(bias_base(t), shape, scalar_name(name))
+    return out
+
+
+def label_symbols(spec: NetworkSpec) -> Array:
+    """Y with a batch axis: ``Y`` for one bce sample, ``y_k`` for a vector."""
+    return named("y", (spec.batch, max(1, spec.units if spec.loss != "bce" else 1)), "Y")
 
 
 def build(spec: NetworkSpec, start: str = "X", atoms: Atoms | None = None) -> Network:
-    """Build the network forward from ``start``, registering every kink as an atom.
+    """Build the network forward from stage ``start``, registering every kink as an atom.
 
-    >>> net = build(NetworkSpec()); net.Z1.shape, net.P1.shape, net.F.shape
-    ((4, 4), (2, 2), (4,))
+    >>> net = build(load_spec()); net.stages["Z1"].shape, net.stages["P1"].shape, net.stages["F"].shape
+    ((1, 1, 4, 4), (1, 1, 2, 2), (1, 4))
     """
-    if start not in STAGES:
-        raise ValueError(f"start must be one of {STAGES}")
+    stage_list = spec.stages
+    if start not in stage_list[:-2]:
+        raise ValueError(f"start must be one of {stage_list[:-2]}")
+    first = stage_list.index(start)
+    layers, loss = make_layers(spec)
     atoms = atoms if atoms is not None else Atoms()
-    c, p, m = spec.conv, spec.pooled, spec.flat
-    lab = {"Z1": labels("z", (c, c)), "A1": labels("a", (c, c)), "P1": labels("p", (p, p)), "F": labels("f", (m,))}
-    W2, B2, Y = named("w2", (m,)), se.Symbol("B_2"), se.Symbol("Y")
-    net = Network(spec=spec, atoms=atoms, start=start, inputs=None, W2=W2, B2=B2, Y=Y, label=lab)
-    order = STAGES.index(start)
-    if start == "X":
-        net.X, net.W1, net.B1 = named("x", (spec.n, spec.n)), named("w", (spec.k, spec.k)), se.Symbol("B_1")
-        net.inputs = net.X
-        net.Z1 = Conv2D.forward(net.X, net.W1, net.B1)
-    elif start == "Z1":
-        net.Z1 = net.inputs = named("z", (c, c))
-    if order <= STAGES.index("Z1"):
-        net.A1 = ReLU.forward(net.Z1, atoms, lab["Z1"])
-    elif start == "A1":
-        net.A1 = net.inputs = named("a", (c, c))
-    if order <= STAGES.index("A1"):
-        net.P1 = MaxPool.forward(net.A1, spec.pool, atoms, lab["A1"], lab["P1"])
-    elif start == "P1":
-        net.P1 = net.inputs = named("p", (p, p))
-    if order <= STAGES.index("P1"):
-        net.F = Flatten.forward(net.P1)
-    elif start == "F":
-        net.F = net.inputs = named("f", (m,))
-    if order <= STAGES.index("F"):
-        net.Z2 = Dense.forward(net.F, W2, B2)
-    else:
-        net.Z2 = se.Symbol("Z_2")
-        net.inputs = np.array([net.Z2], dtype=object)
-    net.L = SigmoidBCE.forward(net.Z2, Y)
-    return net
+    shapes = spec.shapes
+    stage_labels = {
+        stage_list[i]: labels(stage_base(stage_list[i]), (spec.batch, *shapes[i]), scalar_name(stage_list[i])) for i in range(len(shapes))
+    }
+    x = stage_symbols(spec, start, shapes[first])
+    all_params = param_symbols(spec)
+    params = {p: all_params[p] for la in layers[first:] for p in la.params}
+    stages = {start: x}
+    contexts = []
+    for layer in layers[first:]:
+        ctx = Context(atoms, stage_labels[layer.names["in"]], stage_labels[layer.names["out"]], layer.names["out"])
+        x = layer.forward(ctx, x, {p: params[p] for p in layer.params})
+        stages[layer.names["out"]] = x
+        contexts.append(ctx)
+    Y = label_symbols(spec)
+    pred_labels = labels(stage_base(stage_list[-2]), x.shape, scalar_name(stage_list[-2]))
+    loss_ctx = Context(atoms, stage_labels[stage_list[-3]], pred_labels, stage_list[-2])
+    L = loss.forward(loss_ctx, x, {"Y": Y})[()]
+    return Network(spec, layers[first:], loss, atoms, start, stages, params, Y, L, contexts, loss_ctx, stage_labels)
 
 
-def backward(net: Network) -> dict:
-    """The lecture's backward chain, rule by rule, from L down to the start stage (canonical form).
+def backward(net: Network) -> dict[str, Array]:
+    """The backward chain, rule by rule, from L down to the start stage (canonical form).
 
-    Keys are "dL/dZ2", "dL/dF", "dL/dW2", "dL/dB2", "dL/dP1", "dL/dA1", "dL/dZ1", "dL/dW1",
-    "dL/dB1", as far down as the build goes.
+    Keys are ``dL/d<stage>`` for every stage from the loss's input down to the start, and
+    ``dL/d<param>`` for every parameter of the layers built.
 
-    >>> sorted(backward(build(NetworkSpec(), start="P1")))
+    >>> sorted(backward(build(load_spec(), start="P1")))
     ['dL/dB2', 'dL/dF', 'dL/dP1', 'dL/dW2', 'dL/dZ2']
     """
-    a, lab, spec = net.atoms, net.label, net.spec
-    g = {"dL/dZ2": SigmoidBCE.backward(net.Z2, net.Y, a)}
-    if net.F is None:
-        return g
-    F = obj(net.F.shape, lambda j: a.canon(net.F[j]))
-    g["dL/dF"], g["dL/dW2"], g["dL/dB2"] = Dense.backward(F, net.W2, g["dL/dZ2"])
-    if net.P1 is None:
-        return g
-    g["dL/dP1"] = Flatten.backward(net.P1, g["dL/dF"])
-    if net.A1 is None:
-        return g
-    g["dL/dA1"] = MaxPool.backward(net.A1, g["dL/dP1"], spec.pool, a, lab["A1"], lab["P1"])
-    if net.Z1 is None:
-        return g
-    g["dL/dZ1"] = ReLU.backward(net.Z1, g["dL/dA1"], a, lab["Z1"])
-    if net.X is None:
-        return g
-    g["dL/dW1"], g["dL/dB1"] = Conv2D.backward(net.X, net.W1, g["dL/dZ1"])
-    return g
+    assert net.loss_ctx is not None
+    g, _ = net.loss.backward(net.loss_ctx, se.Integer(1))
+    out = {grad_key(net.loss.names["in"]): g}
+    for layer, ctx in zip(reversed(net.layers), reversed(net.contexts)):
+        g, gp = layer.backward(ctx, g)
+        out[grad_key(layer.names["in"])] = g
+        out.update({grad_key(k): v for k, v in gp.items()})
+    return out
+
+
+__all__ = ["Network", "backward", "build", "label_symbols", "labels", "make_layers", "named", "param_symbols", "stage_symbols"]

@@ -1,38 +1,92 @@
-"""The lecture's backprop rules: each one's statement and its exact proof.
+"""Every backprop rule of a network as data: its statement and its proofs.
 
-A rule is proven when, for every entry, the brute-force derivative (``derive``) minus the
-rule's expression (``network.backward``) expands to the number 0, with the kinks as free
-atoms. Rules about an intermediate gradient (dL/dF, dL/dP1, dL/dA1, dL/dZ1) differentiate L
-as a function of that stage's own symbols; the rule side is the backward chain from L down
-to that stage, so each proof also covers every rule above it.
+Each layer states one rule per gradient it passes on (its input, then each parameter). A rule
+is proven when, for every entry, brute force minus the rule expands to the number 0 with the
+kinks as free atoms. Two kinds of brute force:
+
+* **local** (always): the layer alone, on fresh symbols for its input and for the upstream
+  gradient ḡ (``zbar_ij`` stands for dL/dz_ij). By the chain rule dL/du_i = Σ_j ḡ_j ∂y_j/∂u_i,
+  and ∂y_j/∂u_i is what SymEngine differentiates from the layer's forward. The rule is the
+  layer's ``backward`` applied to ḡ. This proof is small, so it scales to 64×64 inputs.
+* **end-to-end** (where small enough, or asked for): L rebuilt from the layer's input stage,
+  differentiated by brute force as a student expanding every sum would, against the backward
+  chain from L down to that stage; it covers every rule above it too.
+
+Besides the layer rules there are lemmas (the derivative table and the loss the network
+builds, proven in SymPy), conventions (each selector's definition at exact tie and zero
+points), and, where small enough, the chain of local Jacobians: dL/dW1 as the product of
+every layer's Jacobian, each taken by SymEngine from that layer's forward.
+
+The seed keeps the lecture's names: rules (a)–(j) are the layer rules of its network.
 """
+
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 import symengine as se
 
-from symbolic.atoms import is_zero
-from symbolic.derive import gradient
-from symbolic.layers import Dense, Flatten, MaxPool, ReLU, obj
-from symbolic.network import Network, backward, build
+from symbolic.atoms import Atoms, is_zero
+from symbolic.layers import Context, Layer, Loss, MaxPool, obj
+from symbolic.lemmas import (
+    activation_convention,
+    loss_lemma,
+    lse_derivative,
+    pool_convention,
+    sigmoid_derivative,
+    softplus_derivative,
+    tanh_derivative,
+)
+from symbolic.names import grad_key, tex_name
+from symbolic.network import Network, backward, build, labels, make_layers, param_symbols, stage_symbols
 from symbolic.spec import NetworkSpec
+
+Failures = tuple
+END_TO_END = ("auto", "all", "none")
+# entries × tree size of L up to which "auto" runs an end-to-end proof: about half a second
+AUTO_BUDGET = 2_000_000
+# The lecture's letters for the seed's rules, by (layer kind, rule key).
+SEED_LETTERS = {
+    ("bce", "input"): "a",
+    ("dense", "W"): "b",
+    ("dense", "B"): "c",
+    ("dense", "input"): "d",
+    ("flatten", "input"): "e",
+    ("maxpool", "input"): "f",
+    ("relu", "input"): "g",
+    ("conv2d", "B"): "h",
+    ("conv2d", "W"): "i",
+}
+SEED_KINDS = ("conv2d", "relu", "maxpool", "flatten", "dense")
 
 
 @dataclass(frozen=True)
 class Rule:
-    """A rule: short name, what it states (plain text), and the gradient it concerns."""
+    """One rule: an id, the lecture's letter if any, where it lives, what it states, how it is proven."""
 
     name: str
-    statement: str
+    letter: str
+    layer: int
+    kind: str
     quantity: str
+    text: str
+    latex: str
+    methods: tuple[str, ...]
+    proofs: tuple[Callable[[], tuple[Failures, int]], ...] = field(compare=False, repr=False)
+
+    @property
+    def label(self) -> str:
+        """``(a)`` for a lecture rule, else the rule's name."""
+        return f"({self.letter})" if self.letter else self.name
 
 
 @dataclass(frozen=True)
 class RuleResult:
-    """The outcome of one proof: ``proven`` is True only for an exact symbolic 0 in every entry."""
+    """The outcome of one rule's proofs: ``proven`` only for an exact 0 in every entry of every method."""
 
     rule: Rule
     proven: bool
@@ -41,162 +95,385 @@ class RuleResult:
     failures: tuple = ()
 
     def as_json(self) -> dict:
-        return {"name": self.rule.name, "statement": self.rule.statement, "proven": self.proven, "seconds": self.seconds}
+        """The JSON shape ``verify --json`` prints."""
+        return {
+            "name": self.rule.letter or self.rule.name,
+            "statement": self.rule.text,
+            "proven": self.proven,
+            "seconds": self.seconds,
+            "method": " + ".join(self.rule.methods),
+            "layer": self.rule.layer,
+        }
 
 
-RULES = (
-    Rule("a", "dL/dZ2 = (dL/dA2)(dA2/dZ2) = A2 - Y", "dL/dZ2"),
-    Rule("b", "dL/dW2 = (A2 - Y) F^T", "dL/dW2"),
-    Rule("c", "dL/dB2 = A2 - Y", "dL/dB2"),
-    Rule("d", "dL/dF = (A2 - Y) W2^T", "dL/dF"),
-    Rule("e", "flatten backward: dL/dP1 = dL/dF reshaped to the shape of P1", "dL/dP1"),
-    Rule("f", "max-pool backward: dL/dA1 = dL/dP1 placed at each window's first argmax, 0 elsewhere", "dL/dA1"),
-    Rule("g", "ReLU backward: dL/dZ1 = dL/dA1 * 1[Z1 > 0] (elementwise)", "dL/dZ1"),
-    Rule("h", "dL/dB1 = sum over i,j of (dL/dZ1)_ij", "dL/dB1"),
-    Rule("i", "dL/dW1 = conv(X, dL/dZ1), the valid cross-correlation of X with dL/dZ1", "dL/dW1"),
-    Rule("j", "dL/dW1 = dL/dA2 * dA2/dZ2 * dZ2/dF * dF/dP1 * dP1/dA1 * dA1/dZ1 * dZ1/dW1 (the seven-factor chain)", "dL/dW1"),
-)
+def prove(rule: Rule) -> RuleResult:
+    """Run every proof of a rule.
+
+    >>> from symbolic.spec import load_spec
+    >>> prove(rules_for(load_spec())[2]).proven
+    True
+    """
+    t0 = time.perf_counter()
+    failures: list = []
+    entries = 0
+    for proof in rule.proofs:
+        try:
+            bad, n = proof()
+        except KeyError as err:  # a Piecewise or function no layer registered: the rule does not match the forward
+            bad, n = (("unregistered", str(err)[:200]),), 0
+        except (ValueError, IndexError, TypeError) as err:  # a rule whose arrays do not even fit is not proven
+            bad, n = ((type(err).__name__, str(err)[:200]),), 0
+        failures.extend(bad)
+        entries = max(entries, n)
+    return RuleResult(rule, not failures, time.perf_counter() - t0, entries, tuple(failures))
 
 
-def _compare(brute: np.ndarray, rule: np.ndarray) -> tuple:
-    """Indices where brute - rule does not expand to 0."""
+def compare(brute: np.ndarray, rule: np.ndarray) -> Failures:
+    """Indices where brute - rule does not expand to 0 (or a shape mismatch).
+
+    >>> x = se.Symbol("x"); compare(np.array([x, 2 * x], dtype=object), np.array([x, x + x], dtype=object))
+    ()
+    """
     brute, rule = np.asarray(brute, dtype=object), np.asarray(rule, dtype=object)
     if brute.shape != rule.shape:
         return (("shape", brute.shape, rule.shape),)
     return tuple(idx for idx in np.ndindex(*brute.shape) if not is_zero(brute[idx] - rule[idx]))
 
 
-# --- the loss lemma, in SymPy: small rational identities ----------------------------------
-
-def loss_lemma() -> bool:
-    """The lecture's product (dL/dA2)(dA2/dZ2) is A2 - Y, and softplus(z) - y z is BCE(y, sigmoid(z)).
-
-    With t = exp(z), sigmoid = t / (1 + t) and d/dz = t d/dt, both claims are rational identities
-    in t, so ``cancel`` decides them exactly; the second also needs the two functions to agree at
-    one point (z = 0: both are log 2), since equal derivatives fix a function up to a constant.
-
-    >>> loss_lemma()
-    True
-    """
-    import sympy as sp
-
-    t, y, a = sp.symbols("t y A_2", positive=True)
-    bce = lambda A: -y * sp.log(A) - (1 - y) * sp.log(1 - A)  # noqa: E731
-    sig = t / (1 + t)
-    dsig_dz = t * sp.diff(sig, t)
-    # dA2/dZ2 = A2 (1 - A2)
-    ok = sp.cancel(dsig_dz - sig * (1 - sig)) == 0
-    # (dL/dA2)(dA2/dZ2) = A2 - Y, as functions of A2
-    ok &= sp.cancel(sp.diff(bce(a), a) * a * (1 - a) - (a - y)) == 0
-    # d/dz BCE(sigmoid z) = d/dz (softplus z - y z), and both are log 2 at z = 0
-    d_bce = sp.diff(bce(sig), t) * t
-    d_soft = sp.diff(sp.log(1 + t), t) * t - y
-    ok &= sp.cancel(d_bce - d_soft) == 0
-    ok &= sp.expand(bce(sig).subs(t, 1) - sp.log(2)) == 0
-    return bool(ok)
+# -- local proofs ---------------------------------------------------------------------------------
 
 
-# --- each rule's proof ---------------------------------------------------------------------
+@dataclass
+class LocalBuild:
+    """One layer built alone on fresh symbols, its brute-force VJPs and its rule."""
 
-def _stage_rule(spec, start, quantity):
-    net = build(spec, start=start)
-    rule = np.asarray(backward(net)[quantity], dtype=object).reshape(net.inputs.shape)
-    return _compare(gradient(net, net.inputs), rule)
-
-
-def _param_rule(net: Network, quantity, wrt):
-    chain = backward(net)[quantity]
-    return _compare(gradient(net, wrt), chain)
-
-
-def _seven_factor_chain(net: Network) -> np.ndarray:
-    """dL/dW1 as the product of the lecture's seven factors, each one a Jacobian SymEngine computes.
-
-    The two loss factors multiply to A2 - Y (the loss lemma, proven in SymPy); the others are
-    the local Jacobians of dense, flatten, max-pool, ReLU and conv, taken on fresh symbols and
-    then evaluated at this network's values.
-    """
-    import sympy as sp
-
-    spec, atoms = net.spec, net.atoms
-    A2 = atoms.sigmoid(net.Z2)
-    a_, y_ = sp.symbols("A y")
-    loss = sp.cancel(sp.diff(-y_ * sp.log(a_) - (1 - y_) * sp.log(1 - a_), a_) * a_ * (1 - a_))
-    dL_dZ2 = se.sympify(loss).subs({se.Symbol("A"): A2, se.Symbol("y"): net.Y})
-
-    c, p, m = spec.conv, spec.pooled, spec.flat
-    f = np.array([se.Symbol(f"_f{j}") for j in range(m)], dtype=object)
-    P = obj((p, p), lambda i, j: se.Symbol(f"_p{i}_{j}"))
-    A = obj((c, c), lambda i, j: se.Symbol(f"_a{i}_{j}"))
-    Z = obj((c, c), lambda i, j: se.Symbol(f"_z{i}_{j}"))
-    at_A1 = {A[i]: net.A1[i] for i in np.ndindex(c, c)}
-    at_Z1 = {Z[i]: net.Z1[i] for i in np.ndindex(c, c)}
-
-    z2 = Dense.forward(f, net.W2, net.B2)
-    dZ2_dF = [z2.diff(fj) for fj in f]
-    flat = Flatten.forward(P)
-    dF_dP1 = {(j, ij): flat[j].diff(P[ij]) for j in range(m) for ij in np.ndindex(p, p)}
-    pooled = MaxPool.forward(A, spec.pool, atoms, net.label["A1"], net.label["P1"])
-    windows = MaxPool.windows(c, spec.pool)
-    dP1_dA1 = {}
-    for rs in np.ndindex(p, p):
-        for ab in windows[rs]:
-            dP1_dA1[rs, ab] = atoms.canon(pooled[rs].diff(A[ab]).subs(at_A1))
-    act = obj((c, c), lambda i, j: ReLU.forward(Z[i:i + 1, j:j + 1], atoms, net.label["Z1"][i:i + 1, j:j + 1])[0, 0])
-    dA1_dZ1 = {ab: atoms.canon(act[ab].diff(Z[ab]).subs(at_Z1)) for ab in np.ndindex(c, c)}
-    dZ1_dW1 = {(ab, kl): net.Z1[ab].diff(net.W1[kl]) for ab in np.ndindex(c, c) for kl in np.ndindex(*net.W1.shape)}
-
-    def entry(kl):
-        total = []
-        for j in range(m):
-            for rs in np.ndindex(p, p):
-                if dF_dP1[j, rs] == 0:
-                    continue
-                for ab in windows[rs]:
-                    total.append(dL_dZ2 * dZ2_dF[j] * dF_dP1[j, rs] * dP1_dA1[rs, ab] * dA1_dZ1[ab] * dZ1_dW1[ab, kl])
-        return se.Add(*total)
-
-    return obj(net.W1.shape, lambda *kl: entry(kl))
+    layer: Layer
+    ctx: Context
+    inputs: np.ndarray
+    params: dict[str, np.ndarray]
+    output: np.ndarray
+    gbar: np.ndarray
 
 
-def prove(rule: Rule, spec: NetworkSpec, full: Network | None = None) -> RuleResult:
-    """Prove one rule for one network size.
+@lru_cache(maxsize=64)
+def _local(spec: NetworkSpec, index: int) -> LocalBuild:
+    layers, loss = make_layers(spec)
+    layer: Layer = loss if index == len(layers) + 1 else layers[index - 1]
+    stage_in, stage_out = layer.names["in"], layer.names["out"]
+    shape_out = () if isinstance(layer, Loss) else (spec.batch, *layer.out_shape)
+    x = stage_symbols(spec, stage_in, layer.in_shape)
+    all_params = param_symbols(spec)
+    params = {p: all_params[p] for p in layer.params}
+    in_labels = labels_for(spec, stage_in, x.shape)
+    out_labels = labels_for(spec, stage_out, shape_out if shape_out else x.shape)
+    ctx = Context(Atoms(), in_labels, out_labels, stage_out)
+    if isinstance(layer, Loss):
+        from symbolic.network import label_symbols
 
-    >>> prove(RULES[2], NetworkSpec(n=5, k=2)).proven
-    True
-    """
-    t0 = time.perf_counter()
-    full = full if full is not None else build(spec)
-    entries = 1
-    if rule.name == "a":
-        failures = _stage_rule(spec, "Z2", "dL/dZ2") + (() if loss_lemma() else (("loss lemma",),))
-    elif rule.name == "b":
-        failures = _param_rule(full, "dL/dW2", full.W2)
-        entries = full.W2.size
-    elif rule.name == "c":
-        failures = _param_rule(full, "dL/dB2", full.B2)
-    elif rule.name in "defg":
-        start = {"d": "F", "e": "P1", "f": "A1", "g": "Z1"}[rule.name]
-        failures = _stage_rule(spec, start, rule.quantity)
-        entries = {"d": spec.flat, "e": spec.flat, "f": spec.conv**2, "g": spec.conv**2}[rule.name]
-    elif rule.name == "h":
-        failures = _param_rule(full, "dL/dB1", full.B1)
-    elif rule.name == "i":
-        failures = _param_rule(full, "dL/dW1", full.W1)
-        entries = full.W1.size
-    elif rule.name == "j":
-        failures = _compare(gradient(full, full.W1), _seven_factor_chain(full))
-        entries = full.W1.size
+        out = layer.forward(ctx, x, {"Y": label_symbols(spec)})
+        gbar = np.array(se.Integer(1), dtype=object)
     else:
-        raise ValueError(rule.name)
-    return RuleResult(rule, not failures, time.perf_counter() - t0, entries, failures)
+        out = layer.forward(ctx, x, params)
+        gbar = stage_symbols(spec, stage_out, layer.out_shape, bar=True)
+    return LocalBuild(layer, ctx, x, params, out, gbar)
 
 
-def prove_all(spec: NetworkSpec, full: Network | None = None) -> list:
-    """Every rule for one size, in the lecture's order.
+def labels_for(spec: NetworkSpec, stage: str, shape: tuple[int, ...]) -> np.ndarray:
+    """Entry labels of a stage (see ``network.labels``)."""
+    from symbolic.names import scalar_name, stage_base
 
-    >>> all(r.proven for r in prove_all(NetworkSpec()))
+    return labels(stage_base(stage), shape, scalar_name(stage))
+
+
+def local_vjp(build_: LocalBuild, wrt: np.ndarray) -> np.ndarray:
+    """Σ_j ḡ_j ∂y_j/∂u for each entry u of ``wrt``: brute force on the layer's own forward."""
+    atoms = build_.ctx.atoms
+    out = np.asarray(build_.output, dtype=object)
+    gbar = np.broadcast_to(np.asarray(build_.gbar, dtype=object), out.shape)
+    where: dict = {}
+    for j in np.ndindex(*out.shape):
+        for s in out[j].free_symbols:
+            where.setdefault(s, []).append(j)
+    return obj(wrt.shape, lambda *i: se.Add(*[gbar[j] * atoms.canon(out[j].diff(wrt[i])) for j in where.get(wrt[i], [])]))
+
+
+@dataclass(frozen=True)
+class LayerRule:
+    """A layer's rule applied to a generic upstream gradient: what the handout shows.
+
+    ``gbar`` are the upstream-gradient symbols (``pbar_ij`` stands for dL/dp_ij); ``grad_input``
+    and ``grad_params`` are the layer's backward applied to them, in canonical form (atoms of
+    ``atoms``); ``inputs`` and ``params`` are the fresh symbols the layer was built on.
+    """
+
+    layer: Layer
+    atoms: Atoms
+    inputs: np.ndarray
+    params: dict
+    output: np.ndarray
+    gbar: np.ndarray
+    grad_input: np.ndarray
+    grad_params: dict
+
+
+def layer_rule(spec: NetworkSpec, index: int) -> LayerRule:
+    """The rule of layer ``index`` (1-based; the loss is the last) on fresh symbols.
+
+    >>> from symbolic.spec import load_spec
+    >>> r = layer_rule(load_spec(), 4); r.layer.kind, r.grad_input.shape
+    ('flatten', (1, 1, 2, 2))
+    """
+    b = _local(spec, index)
+    g_in, g_params = b.layer.backward(b.ctx, b.gbar)
+    return LayerRule(b.layer, b.ctx.atoms, b.inputs, b.params, b.output, b.gbar, g_in, g_params)
+
+
+def local_proof(spec: NetworkSpec, index: int, key: str) -> tuple[Failures, int]:
+    """Prove one layer rule locally: brute-force VJP of the layer's forward minus its backward."""
+    b = _local(spec, index)
+    g_in, g_params = b.layer.backward(b.ctx, b.gbar)
+    if key == "input":
+        return compare(local_vjp(b, b.inputs), g_in), b.inputs.size
+    name = b.layer.names[key]
+    return compare(local_vjp(b, b.params[name]), g_params[name]), b.params[name].size
+
+
+# -- end-to-end proofs ----------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=32)
+def _from_stage(spec: NetworkSpec, stage: str) -> tuple[Network, dict]:
+    net = build(spec, start=stage)
+    return net, backward(net)
+
+
+def end_to_end_proof(spec: NetworkSpec, stage: str, target: str) -> tuple[Failures, int]:
+    """L rebuilt from ``stage``'s own symbols, differentiated by brute force, minus the backward chain."""
+    net, chain = _from_stage(spec, stage)
+    wrt = net.inputs if target == stage else net.params[target]
+    brute = obj(wrt.shape, lambda *i: net.atoms.canon(net.L.diff(wrt[i])))
+    return compare(brute, chain[grad_key(target)]), wrt.size
+
+
+def _tree_size(expr: se.Expr, memo: dict) -> int:
+    # Differentiation walks the expression as a tree, shared subexpressions once per use.
+    size = memo.get(expr)
+    if size is None:
+        size = 1 + sum(_tree_size(a, memo) for a in expr.args)
+        memo[expr] = size
+    return size
+
+
+def end_to_end_cost(spec: NetworkSpec, stage: str, entries: int) -> int:
+    """entries × the tree size of L from ``stage``: what "auto" weighs against its budget.
+
+    >>> from symbolic.spec import load_spec
+    >>> end_to_end_cost(load_spec(), "Z2", 1)
+    7
+    """
+    net, _ = _from_stage(spec, stage)
+    return entries * _tree_size(net.L, {})
+
+
+# -- the chain of local Jacobians -------------------------------------------------------------------
+
+
+def jacobian_chain(net: Network) -> np.ndarray:
+    """dL/dW1 as the product of every layer's Jacobian, each taken by SymEngine from that layer's forward.
+
+    The first factor is ∂L/∂(last stage) from the loss's forward (for bce the lecture's two
+    factors (dL/dA2)(dA2/dZ2), whose product the loss lemma proves); then, layer by layer from
+    the top, ∂(output)/∂(input) on fresh symbols, evaluated at this network's stages. Nothing of
+    the structured backward rules is used.
+    """
+    atoms, spec = net.atoms, net.spec
+    first = net.layers[0]
+    stages = [net.stages[la.names["in"]] for la in net.layers] + [net.stages[net.loss.names["in"]]]
+
+    def jacobian(layer: Layer, values: np.ndarray) -> dict:
+        fresh = obj(values.shape, lambda *i: se.Symbol(f"_u{'_'.join(map(str, i))}"))
+        at = {fresh[i]: values[i] for i in np.ndindex(*values.shape)}
+        ctx = Context(
+            Atoms(),
+            np.asarray(labels_for(spec, layer.names["in"], values.shape)),
+            labels_for(spec, layer.names["out"], (spec.batch, *layer.out_shape)),
+        )
+        out = layer.forward(ctx, fresh, {p: net.params[p] for p in layer.params})
+        jac = {}
+        for j in np.ndindex(*out.shape):
+            for i in np.ndindex(*values.shape):
+                if fresh[i] in out[j].free_symbols:
+                    jac[j, i] = atoms.canon(out[j].diff(fresh[i]).subs(at))
+        return jac
+
+    z_last = stages[-1]
+    v = obj(z_last.shape, lambda *i: atoms.canon(net.L.diff(z_last[i])) if False else se.Integer(0))
+    fresh_z = obj(z_last.shape, lambda *i: se.Symbol(f"_z{'_'.join(map(str, i))}"))
+    ctx = Context(Atoms(), labels_for(spec, net.loss.names["in"], z_last.shape), labels_for(spec, net.loss.names["out"], z_last.shape))
+    loss_value = net.loss.forward(ctx, fresh_z, {"Y": net.Y})[()]
+    at_z = {fresh_z[i]: z_last[i] for i in np.ndindex(*z_last.shape)}
+    v = obj(z_last.shape, lambda *i: atoms.canon(loss_value.diff(fresh_z[i]).subs(at_z)))
+    for layer, values in zip(reversed(net.layers[1:]), reversed(stages[1:-1])):
+        jac = jacobian(layer, values)
+        nxt = obj(values.shape, lambda *i: se.Integer(0))
+        for (j, i), d in jac.items():
+            nxt[i] = nxt[i] + v[j] * d
+        v = nxt
+    W = net.params[first.names["W"]]
+    z1 = net.stages[first.names["out"]]
+    return obj(W.shape, lambda *k: se.Add(*[v[j] * z1[j].diff(W[k]) for j in np.ndindex(*z1.shape)]))
+
+
+def chain_proof(spec: NetworkSpec) -> tuple[Failures, int]:
+    """Rule (j): brute-force dL/dW1 minus the chain of local Jacobians."""
+    net, _ = _from_stage(spec, "X")
+    W = net.params[net.layers[0].names["W"]]
+    brute = obj(W.shape, lambda *i: net.atoms.canon(net.L.diff(W[i])))
+    return compare(brute, jacobian_chain(net)), W.size
+
+
+# -- all the rules of a network -----------------------------------------------------------------------
+
+
+def _lemma(fn: Callable[[], bool]) -> Callable[[], tuple[Failures, int]]:
+    return lambda: ((() if fn() else (("lemma",),)), 1)
+
+
+def rules_for(spec: NetworkSpec, end_to_end: str = "auto") -> list[Rule]:
+    """Every rule of the network: layer rules from the loss down, then lemmas and conventions.
+
+    >>> from symbolic.spec import load_spec
+    >>> [r.letter for r in rules_for(load_spec())][:10]
+    ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j']
+    """
+    if end_to_end not in END_TO_END:
+        raise ValueError(end_to_end)
+    layers, loss = make_layers(spec)
+    is_seed = tuple(la.type for la in spec.layers) == SEED_KINDS and spec.loss == "bce" and spec.batch == 1
+    out: list[Rule] = []
+    for layer in [loss, *reversed(layers)]:
+        index = layer.index
+        for st in layer.statements():
+            target = layer.names["in"] if st.key == "input" else layer.names[st.key]
+            quantity = grad_key(target)
+            proofs: list = [lambda i=index, k=st.key: local_proof(spec, i, k)]
+            methods = ["local"]
+            stage = layer.names["in"]
+            if end_to_end != "none" and not (isinstance(layer, Loss) and stage == "X"):
+                entries = (spec.batch * int(np.prod(layer.in_shape))) if st.key == "input" else int(np.prod(spec.param_shapes[target]))
+                if end_to_end == "all" or end_to_end_cost(spec, stage, entries) <= AUTO_BUDGET:
+                    proofs.append(lambda s=stage, t=target: end_to_end_proof(spec, s, t))
+                    methods.append("end-to-end")
+            letter = SEED_LETTERS.get((layer.kind, st.key), "") if is_seed else ""
+            name = f"{layer.title}: {'input' if st.key == 'input' else target}"
+            out.append(Rule(name, letter, index, layer.kind, quantity, st.text, st.latex, tuple(methods), tuple(proofs)))
+    if (
+        layers
+        and layers[0].kind == "conv2d"
+        and (
+            end_to_end == "all"
+            or (end_to_end == "auto" and end_to_end_cost(spec, "X", int(np.prod(spec.param_shapes["W1"]))) <= AUTO_BUDGET)
+        )
+    ):
+        w = layers[0].names["W"]
+        factors = (
+            [grad_key(loss.names["in"])]
+            + [f"d{la.names['out']}/d{la.names['in']}" for la in reversed(layers[1:])]
+            + [f"d{layers[0].names['out']}/d{w}"]
+        )
+        if is_seed:
+            factors = ["dL/dA2", "dA2/dZ2"] + factors[1:]
+        text = f"dL/d{w} = " + " * ".join(factors) + f" (the {len(factors)}-factor chain of local Jacobians)"
+        latex = rf"\frac{{\partial L}}{{\partial {tex_name(w)}}} = " + r" \cdot ".join(
+            rf"\frac{{\partial {_tex_of(f.split('/')[0][1:])}}}{{\partial {_tex_of(f.split('/')[1][1:])}}}" for f in factors
+        )
+        out.append(
+            Rule(
+                f"chain: {grad_key(w)}",
+                "j" if is_seed else "",
+                1,
+                "chain",
+                grad_key(w),
+                text,
+                latex,
+                ("jacobian chain",),
+                (lambda: chain_proof(spec),),
+            )
+        )
+    out.extend(_lemmas(spec, layers, loss))
+    # The lecture's order: (a), (b), ... first; the rest after, in network order.
+    lettered = sorted((r for r in out if r.letter), key=lambda r: r.letter)
+    return lettered + [r for r in out if not r.letter]
+
+
+def _tex_of(name: str) -> str:
+    return "L" if name == "L" else tex_name(name)
+
+
+def _lemmas(spec: NetworkSpec, layers: list[Layer], loss: Loss) -> list[Rule]:
+    kinds = {la.kind for la in layers}
+    lemmas: list[tuple[str, str, Callable[[], bool]]] = []
+    statement = {
+        "bce": "the loss built, softplus(z) − y z, is BCE(y, σ(z)); its stable form max(z, 0) − z y + log1p(e^−|z|) equals it",
+        "softmax_ce": "the loss built, lse(z) − Σ y z, is −Σ y log softmax(z) when Σ y = 1; its max-shifted form equals it",
+        "mse": "the loss built is (1/m) Σ (z − y)², and numbers use that very form",
+    }[loss.kind]
+    lemmas.append((f"lemma: {loss.kind} loss", statement, lambda: loss_lemma(loss, spec.units)))
+    if loss.kind == "bce":
+        lemmas.append(("lemma: softplus′ = σ", "d/dz log(1 + e^z) = σ(z)", softplus_derivative))
+    if loss.kind == "bce" or "sigmoid" in kinds:
+        lemmas.append(("lemma: σ′ = σ(1 − σ)", "the sigmoid's derivative is σ(1 − σ)", sigmoid_derivative))
+    if loss.kind == "softmax_ce":
+        lemmas.append(("lemma: ∂lse/∂z = softmax", "∂/∂z_k log Σ e^z_j = softmax_k(z)", lse_derivative))
+    if "tanh" in kinds:
+        lemmas.append(("lemma: tanh′ = 1 − tanh²", "tanh′ = 1 − tanh², as SymEngine differentiates it", tanh_derivative))
+    for la in layers:
+        if la.kind in ("relu", "leaky_relu"):
+            what = "ReLU′(0) = 0" if la.kind == "relu" else f"leaky ReLU′(0) = slope {la.spec.slope:g}"
+            lemmas.append(
+                (
+                    f"convention: {la.title}",
+                    f"{what}, and 1 above 0: the layer's rule at exact points",
+                    lambda la=la: activation_convention(la),
+                )
+            )
+            break
+    if any(isinstance(la, MaxPool) for la in layers):
+        lemmas.append(
+            (
+                f"convention: max-pool ties = {spec.ties}",
+                f"the {spec.ties}-max selectors at exact tied windows route as stated",
+                lambda: pool_convention(spec.ties),
+            )
+        )
+    return [
+        Rule(name, "", 0, "lemma", "", text, text, ("SymPy" if name.startswith("lemma") else "exact points",), (_lemma(fn),))
+        for name, text, fn in lemmas
+    ]
+
+
+def prove_all(spec: NetworkSpec, end_to_end: str = "auto") -> list[RuleResult]:
+    """Every rule of the network, proven.
+
+    >>> from symbolic.spec import load_spec
+    >>> all(r.proven for r in prove_all(load_spec()))
     True
     """
-    full = full if full is not None else build(spec)
-    return [prove(rule, spec, full) for rule in RULES]
+    return [prove(rule) for rule in rules_for(spec, end_to_end)]
+
+
+__all__ = [
+    "END_TO_END",
+    "Rule",
+    "RuleResult",
+    "chain_proof",
+    "compare",
+    "end_to_end_proof",
+    "jacobian_chain",
+    "layer_rule",
+    "LayerRule",
+    "local_proof",
+    "prove",
+    "prove_all",
+    "rules_for",
+]

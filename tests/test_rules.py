@@ -1,171 +1,344 @@
-"""The lecture's rules are proven exactly, for several sizes, and the proofs can fail."""
+"""Every rule of every preset is proven, and wrong rules, conventions and lemmas are not.
+
+Each mutant replaces one piece of the engine with a plausible mistake; the proof that guards
+that piece must then fail. The proofs are cached per spec, so every mutant clears the caches
+before and after it runs.
+"""
+
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import symengine as se
 
-from symbolic import layers
-from symbolic.atoms import Atoms, is_zero
-from symbolic.derive import expansion, gradient, param_gradient
-from symbolic.errors import ParameterError, SpecError
-from symbolic.functions import first_max, relu
-from symbolic.network import build
-from symbolic.rules import RULES, loss_lemma, prove, prove_all
-from symbolic.spec import NetworkSpec
+import symbolic.atoms as atoms_mod
+import symbolic.functions as functions
+import symbolic.layers.activation as activation
+import symbolic.layers.conv as conv
+import symbolic.layers.dense as dense
+import symbolic.layers.loss as loss_mod
+import symbolic.layers.pool as pool
+from symbolic import rules
+from symbolic.atoms import Atoms
+from symbolic.derive import expansion, param_gradient
+from symbolic.network import build, make_layers
+from symbolic.rules import prove_all, rules_for
+from symbolic.spec import load_spec, parse_spec, seed_spec
 
-SIZES = [(6, 3), (5, 2), (7, 2), (8, 3)]
-
-
-@pytest.mark.parametrize("n,k", SIZES)
-def test_every_rule_is_proven(n, k):
-    results = prove_all(NetworkSpec(n=n, k=k))
-    assert [r.rule.name for r in results] == list("abcdefghij")
-    for r in results:
-        assert r.proven, (r.rule.name, r.failures[:3])
-        assert r.entries >= 1
+PRESETS = ("seed", "part3", "lenet-tiny")
 
 
-def test_loss_lemma():
-    assert loss_lemma()
+@pytest.fixture(autouse=True)
+def fresh_caches():
+    rules._local.cache_clear()
+    rules._from_stage.cache_clear()
+    yield
+    rules._local.cache_clear()
+    rules._from_stage.cache_clear()
 
 
-def test_fifteen_parameters_and_their_names():
-    net = build(NetworkSpec())
-    assert list(net.params()) == ["w_11", "w_12", "w_13", "w_21", "w_22", "w_23", "w_31", "w_32", "w_33",
-                                  "B_1", "w2_1", "w2_2", "w2_3", "w2_4", "B_2"]
+def _failed(spec, **kw) -> list[str]:
+    return [r.rule.name for r in prove_all(spec, **kw) if not r.proven]
 
 
-@pytest.mark.parametrize("bad", [dict(n=0), dict(k=0), dict(n=3, k=4), dict(n=7, k=3), dict(n=2.5), dict(k=True)])
-def test_impossible_sizes_name_the_field(bad):
-    with pytest.raises(SpecError) as err:
-        NetworkSpec(**bad)
-    assert str(err.value).split(":")[0] in {"n", "k"}
+@pytest.mark.parametrize("name", PRESETS)
+def test_every_rule_of_every_preset_is_proven(name):
+    results = prove_all(load_spec(name))
+    assert results and all(r.proven for r in results), [(r.rule.name, r.failures[:2]) for r in results if not r.proven]
+    # Every layer contributes its rules: one per gradient it passes on.
+    spec = load_spec(name)
+    layers, _ = make_layers(spec)
+    expected = 1 + sum(1 + len(la.params) for la in layers)
+    assert sum(r.rule.kind not in ("lemma", "chain") for r in results) == expected
 
 
-def test_unknown_parameter():
-    with pytest.raises(ParameterError, match="PARAM: expected one of w_11"):
-        param_gradient(build(NetworkSpec()), "q_11")
+@pytest.mark.parametrize("ties", ["first", "split", "all"])
+def test_each_tie_convention_is_proven(ties):
+    text = load_spec("part3")
+    spec = parse_spec({**_dict("part3"), "ties": ties})
+    assert spec != text or ties == "first"
+    results = prove_all(spec, end_to_end="none")
+    assert all(r.proven for r in results)
+    assert any(r.rule.name == f"convention: max-pool ties = {ties}" for r in results)
 
 
-# --- conventions carried by the definitions -------------------------------------------------
+def _dict(name: str) -> dict:
+    import tomllib
 
-def test_relu_derivative_is_zero_at_zero_and_one_above():
-    z = se.Symbol("z")
-    d = relu(z).diff(z)
-    assert d.subs({z: 0}) == 0
-    assert d.subs({z: se.Rational(1, 10**9)}) == 1
-    assert d.subs({z: -1}) == 0
+    from symbolic.spec import presets
+
+    return tomllib.loads(presets()[name].read_text(encoding="utf-8"))
 
 
-def test_first_max_sends_a_tie_to_the_first():
-    a, b, c, d = se.symbols("a b c d")
-    m = first_max([a, b, c, d])
-    tie = {a: 1, b: 3, c: 3, d: 3}
-    assert [m.diff(v).subs(tie) for v in (a, b, c, d)] == [0, 1, 0, 0]
-    allsame = {a: 2, b: 2, c: 2, d: 2}
-    assert [m.diff(v).subs(allsame) for v in (a, b, c, d)] == [1, 0, 0, 0]
-    assert m.subs({a: 1, b: 0, c: 5, d: 4}) == 5
+@pytest.mark.parametrize("n,k", [(6, 3), (5, 2), (7, 2), (8, 3)])
+def test_the_seed_at_other_sizes_keeps_every_lecture_rule(n, k):
+    results = prove_all(seed_spec(n, k))
+    assert [r.rule.letter for r in results[:10]] == list("abcdefghij")
+    assert all(r.proven for r in results)
 
 
-def test_sympy_max_would_break_the_convention():
-    # The reason we do not use SymPy's Max: its derivative at a tie is Heaviside(0) = 1/2.
-    import sympy as sp
-
-    a, b = sp.symbols("a b", real=True)
-    assert sp.Max(a, b).diff(a).subs({a: 1, b: 1}) == sp.Rational(1, 2)
-
-
-def test_canonical_form_is_exact_at_ties():
-    # The rewrite Piecewise -> sum of piece * selector, evaluated with the selectors' own
-    # meaning, equals the Piecewise itself, here at a point with a four-way tie.
-    atoms = Atoms()
-    a = [se.Symbol(f"a{i}") for i in range(4)]
-    sel = atoms.selectors(a, [f"a{i}" for i in range(4)], "p")
-    m = first_max(a)
-    canon = atoms.canon(m)
-    for point in ({a[0]: 2, a[1]: 2, a[2]: 2, a[3]: 2}, {a[0]: 0, a[1]: 3, a[2]: 3, a[3]: 1}, {a[0]: -1, a[1]: -2, a[2]: 0, a[3]: 0}):
-        vals = [point[x] for x in a]
-        first = vals.index(max(vals))
-        sel_vals = {s: int(i == first) for i, s in enumerate(sel)}
-        assert canon.subs({**point, **sel_vals}) == m.subs(point)
-
-
-def test_expansion_adds_up_to_the_derivative():
-    net = build(NetworkSpec())
-    for name in ("w_11", "w_23", "B_1", "w2_2", "B_2"):
-        e = expansion(net, name)
-        assert is_zero(se.Add(*[t.expr for t in e.terms]) - e.derivative)
-    e = expansion(net, "w_11")
-    assert len(e.terms) == 16
-    assert [w for w, _ in e.windows()] == ["p_11", "p_12", "p_21", "p_22"]
-
-
-def test_expansion_for_mnist_size_groups_by_window():
-    net = build(NetworkSpec(n=12, k=3))
-    e = expansion(net, "w_22")
-    assert len(e.windows()) == 25 and len(e.terms) == 100
-
-
-# --- the proofs can fail: break one backward rule at a time --------------------------------
-
-def _last_wins_mask(A, size, atoms, labels, out_labels):
-    mask = layers.MaxPool.mask(A, size, atoms, labels, out_labels)
-    out = layers.obj(A.shape, lambda *i: se.Integer(0))
-    for cells in layers.MaxPool.windows(A.shape[0], size).values():
-        sel = [mask[c] for c in cells]
-        for c, s in zip(cells, reversed(sel)):
-            out[c] = s
-    return out
-
-
-def _flipped_conv(X, W, gZ):
-    # True convolution (filter rotated 180 degrees) instead of cross-correlation.
-    k, c = W.shape[0], gZ.shape[0]
-    gW = layers.obj(W.shape, lambda a, e: se.Add(*[X[i + k - 1 - a, j + k - 1 - e] * gZ[i, j] for i in range(c) for j in range(c)]))
-    return gW, se.Add(*gZ.ravel())
-
-
-MUTANTS = {
-    "a": ("SigmoidBCE", lambda orig: lambda Z, Y, atoms: atoms.sigmoid(Z) - 1),
-    "d": ("Dense", lambda orig: lambda F, W, gZ: (orig(F, W[::-1], gZ)[0], orig(F, W, gZ)[1], gZ)),
-    "e": ("Flatten", lambda orig: lambda P, gF: gF.reshape(P.shape, order="F").copy()),
-    "f": ("MaxPool", lambda orig: lambda A, gP, size, atoms, labels, out_labels: layers.obj(
-        A.shape, lambda i, j: gP[i // size, j // size] * _last_wins_mask(A, size, atoms, labels, out_labels)[i, j])),
-    "g": ("ReLU", lambda orig: lambda Z, gA, atoms, labels: gA),
-    "h": ("Conv2D", lambda orig: lambda X, W, gZ: (orig(X, W, gZ)[0], 2 * orig(X, W, gZ)[1])),
-    "i": ("Conv2D", lambda orig: _flipped_conv),
+SMALL_PART3 = {
+    "input": [2, 5, 5],
+    "loss": "softmax_ce",
+    "layers": [
+        {"type": "conv2d", "filters": 2, "kernel": 3, "stride": 2, "padding": 1},
+        {"type": "relu"},
+        {"type": "maxpool", "window": 2, "stride": 1},
+        {"type": "flatten"},
+        {"type": "dense", "units": 2},
+    ],
 }
 
 
-@pytest.mark.parametrize("rule_name", sorted(MUTANTS))
-def test_a_wrong_rule_is_not_proven(monkeypatch, rule_name):
-    cls_name, make = MUTANTS[rule_name]
-    cls = getattr(layers, cls_name)
-    monkeypatch.setattr(cls, "backward", staticmethod(make(cls.backward)))
-    rule = next(r for r in RULES if r.name == rule_name)
-    result = prove(rule, NetworkSpec())
-    assert not result.proven
-    assert result.failures
+def test_end_to_end_all_proves_every_rule_through_the_whole_network():
+    # part3 itself takes minutes end to end from X; this has its stride, padding and overlap.
+    spec = parse_spec(SMALL_PART3)
+    chosen = rules_for(spec, "all")
+    assert all("end-to-end" in r.methods for r in chosen if r.kind not in ("lemma", "chain"))
+    assert all(rules.prove(r).proven for r in chosen)
 
 
-def test_a_wrong_chain_factor_is_not_proven(monkeypatch):
-    # The seven-factor chain takes each factor from a layer's forward rule. Build the network
-    # first, then make ReLU leaky for the chain alone: dA1/dZ1 changes and the proof must fail.
-    from symbolic import rules
-
-    full = build(NetworkSpec())
-    assert not rules._compare(gradient(full, full.W1), rules._seven_factor_chain(full))
-    real_forward = layers.ReLU.forward
-
-    def leaky(Z, atoms, labels):
-        out = real_forward(Z, atoms, labels)
-        return layers.obj(Z.shape, lambda *i: out[i] + Z[i] / 100)
-
-    monkeypatch.setattr(layers.ReLU, "forward", staticmethod(leaky))
-    assert rules._compare(gradient(full, full.W1), rules._seven_factor_chain(full))
+def test_batch_of_two_shares_the_parameters():
+    spec = parse_spec({**_dict("seed"), "batch": 2})
+    net = build(spec)
+    assert net.stages["X"].shape == (2, 1, 6, 6)
+    assert str(net.stages["X"][1, 0, 0, 0]) == "x_2,1,1" or str(net.stages["X"][1, 0, 0, 0]).startswith("x_")
+    assert all(r.proven for r in prove_all(spec, end_to_end="all"))
 
 
-def test_gradient_of_stage_symbols_matches_rule_shape():
-    net = build(NetworkSpec(n=5, k=2), start="A1")
-    g = gradient(net, net.inputs)
-    assert g.shape == (4, 4)
+# -- mutants: each must fail the proof that guards it --------------------------------------------------
+
+
+def test_conv_input_gradient_without_rot180_fails(monkeypatch):
+    monkeypatch.setattr(conv, "rot180", lambda a: a.copy())
+    failed = _failed(load_spec("part3"), end_to_end="none")
+    assert "layer 1 (conv2d): input" in failed and "layer 4 (conv2d): input" in failed
+
+
+def test_conv_without_stride_dilation_fails(monkeypatch):
+    monkeypatch.setattr(conv, "dilate", lambda a, s: a.copy())
+    failed = _failed(load_spec("part3"), end_to_end="none")
+    # Only the stride-2 layer notices; the stride-1 layer's dilation is the identity anyway.
+    assert "layer 4 (conv2d): input" in failed and "layer 4 (conv2d): W2" in failed
+    assert "layer 1 (conv2d): input" not in failed
+
+
+def test_conv_padding_cropped_on_one_side_only_fails(monkeypatch):
+    monkeypatch.setattr(conv, "crop", lambda a, ph, pw: a[2 * ph :, 2 * pw :].copy())
+    assert "layer 4 (conv2d): input" in _failed(load_spec("part3"), end_to_end="none")
+
+
+def test_true_convolution_for_the_filter_gradient_fails(monkeypatch):
+    real = conv.correlate
+
+    def flipped(a, k, stride=(1, 1)):
+        return real(a, k[::-1, ::-1].copy(), stride)
+
+    monkeypatch.setattr(conv, "correlate", flipped)
+    failed = _failed(load_spec(), end_to_end="none")
+    assert "layer 1 (conv2d): W1" in failed
+
+
+def test_overlapping_max_pool_keeping_one_contribution_fails(monkeypatch):
+    real = pool.zeros
+
+    class KeepLast(np.ndarray):
+        pass
+
+    def backward(self, ctx, g):
+        x = ctx.saved["x"]
+        win = self.windows()
+        gx = real(x.shape)
+        for idx in np.ndindex(*g.shape):
+            n, c, r, s = idx
+            cells = [(n, c, *ab) for ab in win[r, s]]
+            sel = ctx.atoms.window([x[cell] for cell in cells], self.ties, [ctx.in_labels[cell] for cell in cells], ctx.out_labels[idx])
+            for cell, routed in zip(cells, sel):
+                gx[cell] = g[idx] * routed  # overwrites what an earlier window sent
+        return gx, {}
+
+    monkeypatch.setattr(pool.MaxPool, "backward", backward)
+    assert "layer 3 (maxpool): input" in _failed(load_spec("part3"), end_to_end="none")
+    # Without overlap, keeping one contribution is the same thing: the seed still proves.
+    assert "layer 3 (maxpool): input" not in _failed(load_spec(), end_to_end="none")
+
+
+def test_avgpool_without_the_area_fails(monkeypatch):
+    real = pool.AvgPool.backward
+
+    def backward(self, ctx, g):
+        gx, _ = real(self, ctx, g)
+        return gx * 4, {}
+
+    monkeypatch.setattr(pool.AvgPool, "backward", backward)
+    assert "layer 6 (avgpool): input" in _failed(load_spec("part3"), end_to_end="none")
+
+
+def test_dense_with_untransposed_weights_fails(monkeypatch):
+    def backward(self, ctx, g):
+        x, W = ctx.canon(ctx.saved["x"]), ctx.saved["W"]
+        gx = np.array(
+            [
+                [se.Add(*[g[n, u] * W[j % W.shape[0], u % W.shape[1]] for u in range(W.shape[0])]) for j in range(x.shape[1])]
+                for n in range(x.shape[0])
+            ],
+            dtype=object,
+        )
+        gW = np.array(
+            [[se.Add(*[g[n, u] * x[n, j] for n in range(x.shape[0])]) for j in range(W.shape[1])] for u in range(W.shape[0])], dtype=object
+        )
+        return gx, {self.names["W"]: gW, self.names["B"]: np.array([se.Add(*g[:, u]) for u in range(W.shape[0])], dtype=object)}
+
+    monkeypatch.setattr(dense.Dense, "backward", backward)
+    assert "layer 8 (dense): input" in _failed(load_spec("part3"), end_to_end="none")
+
+
+def test_tanh_with_the_wrong_derivative_fails(monkeypatch):
+    monkeypatch.setattr(activation.Tanh, "slope", lambda self, ctx, z: 1 - ctx.atoms.lookup("tanh", (z,)))
+    assert "layer 5 (tanh): input" in _failed(load_spec("part3"), end_to_end="none")
+
+
+def test_leaky_relu_without_the_slope_at_zero_fails(monkeypatch):
+    spec = parse_spec(
+        {
+            "input": [4, 4],
+            "loss": "mse",
+            "layers": [{"type": "leaky_relu", "slope": 0.1}, {"type": "flatten"}, {"type": "dense", "units": 2}],
+        }
+    )
+    assert not _failed(spec)
+    monkeypatch.setattr(activation.LeakyReLU, "slope", lambda self, ctx, z: ctx.atoms.lookup("step", (z,)))
+    assert "layer 1 (leaky_relu): input" in _failed(spec)
+
+
+def test_softmax_gradient_without_the_prediction_fails(monkeypatch):
+    monkeypatch.setattr(loss_mod.SoftmaxCE, "prediction", lambda self, ctx: ctx.canon(ctx.saved["x"]) * 0)
+    assert "layer 9 (softmax_ce): input" in _failed(load_spec("part3"), end_to_end="none")
+
+
+def test_mse_without_the_factor_two_fails(monkeypatch):
+    spec = parse_spec({"input": [2, 2], "loss": "mse", "layers": [{"type": "flatten"}, {"type": "dense", "units": 3}]})
+    real = loss_mod.MSE.backward
+    monkeypatch.setattr(loss_mod.MSE, "backward", lambda self, ctx, g: (real(self, ctx, g)[0] / 2, {}))
+    assert "layer 3 (mse): input" in _failed(spec)
+
+
+def test_flatten_column_major_fails(monkeypatch):
+    monkeypatch.setattr(
+        "symbolic.layers.flatten.Flatten.backward", lambda self, ctx, g: (g.reshape(ctx.saved["shape"], order="F").copy(), {})
+    )
+    assert "(e)" in [r.rule.label for r in prove_all(load_spec(), end_to_end="none") if not r.proven]
+
+
+def test_relu_condition_ge_fails_the_convention(monkeypatch):
+    # With >= the atoms are rebuilt consistently, so every layer rule still proves: only the
+    # convention obligation at exact points can see it.
+    monkeypatch.setattr(functions, "relu_condition", lambda z: se.Ge(z, 0))
+    monkeypatch.setattr(atoms_mod, "relu_condition", lambda z: se.Ge(z, 0))
+    failed = _failed(load_spec(), end_to_end="none")
+    assert failed == ["convention: layer 2 (relu)"]
+
+
+def test_last_max_fails_the_convention(monkeypatch):
+    def last_wins(values):
+        values = list(values)
+        return tuple(se.And(*[se.Gt(values[i], values[j]) for j in range(i + 1, len(values))]) for i in range(len(values) - 1))
+
+    monkeypatch.setattr(functions, "first_max_conditions", last_wins)
+    monkeypatch.setattr(atoms_mod, "first_max_conditions", last_wins)
+    failed = _failed(load_spec(), end_to_end="none")
+    assert failed == ["convention: max-pool ties = first"]
+
+
+def test_split_routing_as_first_fails_the_split_convention(monkeypatch):
+    monkeypatch.setitem(atoms_mod.DEFINITIONS, "split", atoms_mod.DEFINITIONS["first"])
+    spec = parse_spec({**_dict("seed"), "ties": "split"})
+    assert _failed(spec, end_to_end="none") == ["convention: max-pool ties = split"]
+
+
+def test_a_wrong_loss_fails_the_loss_lemma(monkeypatch):
+    # dL/dZ2 = sigmoid - Y is still "proven" for softplus(z) + y z? No: the rule checks the
+    # derivative; but a loss that differs by a constant is only caught by the lemma.
+    monkeypatch.setattr(
+        loss_mod.BCE,
+        "sample_loss",
+        lambda self, ctx, z, y, labels: (
+            ctx.atoms.unary("sigmoid", z[0], labels[0]),
+            ctx.atoms.unary("softplus", z[0], labels[0]),
+            functions.softplus(z[0]) - y[0] * z[0] + 1,
+        )[-1],
+    )
+    assert _failed(load_spec(), end_to_end="none") == ["lemma: bce loss"]
+
+
+def test_a_naive_stable_form_fails_the_loss_lemma(monkeypatch):
+    monkeypatch.setattr(
+        loss_mod.BCE, "stable", lambda self, z, y: functions.log1p(se.exp(z[0])) - y[0] * z[0] + 0 * z[0] + se.log(2) - se.log(2) + 1
+    )
+    assert "lemma: bce loss" in _failed(load_spec(), end_to_end="none")
+
+
+def test_a_wrong_chain_factor_fails_rule_j(monkeypatch):
+    # A leaky factor in the ReLU Jacobian: the chain of local Jacobians no longer matches brute force.
+    real = activation.ReLU.value
+    calls = {"n": 0}
+
+    def leaky_in_chain(self, ctx, z, label):
+        calls["n"] += 1
+        if ctx.atoms is not None and str(label).startswith("z") and str(z).startswith("_u"):
+            ctx.atoms.step(z, label)
+            return functions.leaky_relu(z, se.Rational(1, 10))
+        return real(self, ctx, z, label)
+
+    monkeypatch.setattr(activation.ReLU, "value", leaky_in_chain)
+    results = {r.rule.label: r.proven for r in prove_all(load_spec())}
+    assert results["(j)"] is False and results["(g)"] is True
+
+
+# -- the pieces the proofs stand on ------------------------------------------------------------------
+
+
+def test_relu_derivative_is_zero_at_zero_and_one_above():
+    z = se.Symbol("z")
+    d = functions.relu(z).diff(z)
+    assert [d.subs({z: v}) for v in (-1, 0, 1)] == [0, 0, 1]
+
+
+def test_first_max_sends_a_tie_to_the_first():
+    a, b, c = se.symbols("a b c")
+    m = functions.first_max([a, b, c])
+    grads = [m.diff(v).subs({a: 3, b: 3, c: 1}) for v in (a, b, c)]
+    assert grads == [1, 0, 0]
+
+
+def test_canonical_form_is_exact_at_ties():
+    a, b = se.symbols("a b")
+    atoms = Atoms()
+    sel = atoms.window([a, b], "first", ["a", "b"], "p")
+    expr = atoms.canon(functions.first_max([a, b]))
+    assert se.expand(expr - (a * sel[0] + b * sel[1])) == 0
+
+
+def test_unregistered_piecewise_is_refused():
+    z = se.Symbol("z")
+    with pytest.raises(KeyError):
+        Atoms().canon(functions.relu(z))
+
+
+def test_expansion_adds_up_to_the_derivative():
+    net = build(load_spec())
+    for name in ("w_11", "w_23", "B_1", "w2_3", "B_2"):
+        e = expansion(net, name)
+        total = se.Add(*[t.expr for t in e.terms])
+        assert se.expand(total - e.derivative) == 0
+        from symbolic.derive import stage_names_map
+
+        assert se.expand(e.derivative - param_gradient(net, name).subs(stage_names_map(net))) == 0
+
+
+def test_seed_entries_keep_the_lecture_names():
+    net = build(load_spec())
+    assert list(net.entries()) == [f"w_{i}{j}" for i in (1, 2, 3) for j in (1, 2, 3)] + ["B_1"] + [f"w2_{j}" for j in (1, 2, 3, 4)] + [
+        "B_2"
+    ]
+    assert str(net.stages["X"][0, 0, 1, 2]) == "x_23"
