@@ -1,43 +1,68 @@
 """`cnn-derive build`: derive, draw, render and compile the handout, then put it in place atomically.
 
-Everything is written to a temporary folder next to the destination; only when every
-requested file exists is the old output replaced, so a failed build leaves it untouched.
+``build_handout_files(spec, out=..., formats=..., quiet=...)`` is the whole job; the command line
+only turns its arguments into that call. Everything is written to a temporary folder next to the
+destination; only when every requested file exists is the old output replaced, so a failed build
+leaves it untouched. Every refusal is a ``RenderError`` (or the ``SpecError`` of a bad spec): one
+line that names the field.
 """
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from contextlib import contextmanager
 from pathlib import Path
 
 from symbolic.errors import RenderError
+from symbolic.spec import NetworkSpec
 
 FORMATS = ("md", "tex", "pdf")
+OUTPUT = Path("output")
 
 
-def parse_formats(text: str | None) -> tuple:
-    """The requested formats, in canonical order.
+def parse_formats(text: str | Iterable[str] | None) -> tuple:
+    """The requested formats, in canonical order: a comma-separated string or a sequence of names.
 
-    >>> parse_formats("pdf,md"), parse_formats(None)
-    (('md', 'pdf'), ('md', 'tex', 'pdf'))
+    >>> parse_formats("pdf,md"), parse_formats(None), parse_formats(("tex", "md"))
+    (('md', 'pdf'), ('md', 'tex', 'pdf'), ('md', 'tex'))
+    >>> parse_formats("md,docx")
+    Traceback (most recent call last):
+    ...
+    symbolic.errors.RenderError: --format: expected a comma-separated subset of md,tex,pdf; got 'md,docx'
     """
     if text is None:
         return FORMATS
-    items = [t.strip() for t in text.split(",") if t.strip()]
+    items = [t.strip() for t in text.split(",")] if isinstance(text, str) else [str(t).strip() for t in text]
+    items = [t for t in items if t]
     bad = [t for t in items if t not in FORMATS]
     if bad or not items:
-        raise RenderError(f"--format: expected a comma-separated subset of md,tex,pdf; got {text!r}")
+        shown = text if isinstance(text, str) else ",".join(map(str, text))
+        raise RenderError(f"--format: expected a comma-separated subset of md,tex,pdf; got {shown!r}")
     return tuple(f for f in FORMATS if f in items)
 
 
-def default_out(spec) -> Path:
-    """output/seed for the lecture's sizes, output/n<N>-k<K> otherwise."""
-    from symbolic.spec import NetworkSpec
+def default_out(spec: NetworkSpec) -> Path:
+    """output/seed for the lecture's network, output/n<N>-k<K> for it at other sizes, else output/<spec name>.
 
-    return Path("output") / ("seed" if spec == NetworkSpec() else f"n{spec.n}-k{spec.k}")
+    >>> from symbolic.spec import load_spec, seed_spec
+    >>> str(default_out(load_spec())), str(default_out(seed_spec(5, 2))), str(default_out(load_spec("part3")))
+    ('output/seed', 'output/n5-k2', 'output/part3')
+    """
+    from render.document import seed_sizes
+
+    sizes = seed_sizes(spec)
+    if sizes is not None:
+        if (sizes.n, sizes.k, sizes.pool) == (6, 3, 2):
+            return OUTPUT / "seed"
+        return OUTPUT / (f"n{sizes.n}-k{sizes.k}" + (f"-p{sizes.pool}" if sizes.pool != 2 else ""))
+    # A folder name from the spec's own name: letters, digits, '.', '_' and '-' only.
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", spec.name).strip("-.")
+    return OUTPUT / (slug or "network")
 
 
 @contextmanager
@@ -75,56 +100,87 @@ def write_figures(doc, folder: Path) -> None:
             raise RenderError(f"figure {fig.file}: unknown kind {fig.kind!r}")
 
 
-def run_build(args) -> int:
-    """Build the handout for ``args`` (n, k, out, format, quiet); return the exit code."""
-    from render import pdf
-    from render.document import build_handout
-    from render.templates import render
-    from symbolic.spec import NetworkSpec
+def build_handout_files(spec: NetworkSpec, out: str | Path | None = None, formats: str | Iterable[str] | None = None,
+                        quiet: bool = False) -> Path:
+    """Write the handout for ``spec`` into the folder ``out`` (default: ``default_out(spec)``); return that folder.
 
-    spec = NetworkSpec(n=args.n, k=args.k)
-    formats = parse_formats(args.format)
-    explicit_pdf = args.format is not None and "pdf" in formats
-    if "pdf" in formats and not pdf.tex_available():
+    ``formats`` is a comma-separated subset of md,tex,pdf (or a sequence of those names); None
+    means all three, and then a machine without TeX gets Markdown and LaTeX with a one-line
+    note on stderr, while an explicit ``pdf`` without TeX is an error. ``quiet`` silences the
+    progress lines on stderr. Raises RenderError (bad formats, no TeX, a folder that is not
+    an earlier handout, an unwritable destination, a spec the handout does not explain yet).
+    """
+    from render import pdf
+    from render.document import build_handout, require_seed
+    from render.templates import render
+
+    sizes = require_seed(spec)
+    wanted = parse_formats(formats)
+    explicit_pdf = formats is not None and "pdf" in wanted
+    if "pdf" in wanted and not pdf.tex_available():
         if explicit_pdf:
             raise RenderError(pdf.HOW_TO_GET_TEX)
-        formats = tuple(f for f in formats if f != "pdf")
+        wanted = tuple(f for f in wanted if f != "pdf")
         print(f"cnn-derive: writing Markdown and LaTeX only: {pdf.HOW_TO_GET_TEX}", file=sys.stderr)
-    out = Path(args.out) if args.out else default_out(spec)
-    _check_destination(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-
-    with _stages(args.quiet) as stage:
-        stage(f"deriving and proving (n={spec.n}, k={spec.k})")
-        doc = build_handout(spec)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-        try:
+    out = Path(out) if out is not None and str(out) != "" else default_out(spec)
+    try:
+        _check_destination(out)
+        tmp = _make_temp_folder(out)
+    except OSError as err:  # e.g. a parent folder that may not be searched
+        raise RenderError(f"--out: cannot create {out}: {_reason(err)}") from None
+    try:
+        with _stages(quiet) as stage:
+            stage(f"deriving and proving (n={sizes.n}, k={sizes.k})")
+            doc = build_handout(spec)
             stage("drawing figures")
             write_figures(doc, tmp / "figures")
-            if "md" in formats:
+            if "md" in wanted:
                 stage("rendering Markdown")
                 (tmp / "handout.md").write_text(render("md", doc), encoding="utf-8")
-            if "tex" in formats or "pdf" in formats:
+            if "tex" in wanted or "pdf" in wanted:
                 stage("rendering LaTeX")
                 (tmp / "handout.tex").write_text(render("tex", doc), encoding="utf-8")
-            if "pdf" in formats:
+            if "pdf" in wanted:
                 stage("compiling PDF (latexmk)")
                 pdf.compile_pdf(tmp / "handout.tex")
-                if "tex" not in formats:
+                if "tex" not in wanted:
                     (tmp / "handout.tex").unlink()
-            _replace(tmp, out)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        stage(f"wrote {out}/")
-    return 0
+            try:
+                _replace(tmp, out)
+            except OSError as err:
+                raise RenderError(f"--out: cannot write {out}: {_reason(err)}") from None
+            stage(f"wrote {out}/")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def _reason(err: OSError) -> str:
+    """An OSError in a few words: 'Permission denied', 'Not a directory', ..."""
+    return err.strerror or str(err)
+
+
+def _make_temp_folder(out: Path) -> Path:
+    """The folder the build writes into, next to ``out`` (created first, so a bad ``--out`` fails at once)."""
+    blocking = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise RenderError(f"--out: cannot create {out}: {blocking} is a file")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    except OSError as err:
+        raise RenderError(f"--out: cannot create {out}: {_reason(err)}") from None
 
 
 OWN_FILES = {"handout.md", "handout.tex", "handout.pdf", "figures"}
 
 
 def _check_destination(out: Path) -> None:
-    """Refuse to replace anything but an earlier handout: the swap removes the old folder whole."""
+    """Refuse to replace anything but an earlier handout: the swap removes the old folder whole.
+
+    OSError (a folder that cannot be read) is left to the caller.
+    """
     if out.exists() and not out.is_dir():
         raise RenderError(f"--out: expected a folder, but {out} is a file")
     if out.is_dir():
@@ -143,6 +199,11 @@ def _replace(new: Path, dest: Path) -> None:
     if dest.exists():
         old = dest.with_name(f".{dest.name}.old.{os.getpid()}")
         dest.rename(old)
-    new.rename(dest)
+    try:
+        new.rename(dest)
+    except OSError:
+        if old is not None:
+            old.rename(dest)  # put the previous output back
+        raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

@@ -133,7 +133,7 @@ def eval_case(spec, case) -> dict:
     from symbolic.numeric import compile_network
 
     args = dict(case.arrays)
-    out = compile_network(spec)(args.pop("X"), args.pop("Y"), **args)
+    out = compile_network(spec, outputs="gradients", quiet=False)(args.pop("X"), args.pop("Y"), **args)
     pred = spec.stages[-2]
     result: dict = {"L": float(out["L"])}
     p = np.asarray(out[pred], dtype=float)
@@ -149,6 +149,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     explicit = args.spec is not None or args.n is not None or args.k is not None
     spec = _spec(args) if explicit else None
+    if (args.case is None) == (args.batch is None):
+        raise CnnDeriveError("eval: expected a CASE file or --batch FILE (one of the two)")
+    if args.batch is not None:
+        from symbolic.batch import run_batch
+
+        run_batch(args.batch, spec=spec, quiet=args.quiet)
+        return 0
     case = load_case(args.case, spec)
     print(json.dumps(eval_case(case.spec, case)))
     return 0
@@ -235,8 +242,16 @@ def parser() -> argparse.ArgumentParser:
         epilog=CASE_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    e.add_argument("case")
+    e.add_argument("case", nargs="?", default=None, help="one case (JSON), '-' for stdin")
     network(e, force=False)
+    e.add_argument(
+        "--batch",
+        metavar="FILE",
+        default=None,
+        help="many cases: JSON Lines (one case a line, '-' for stdin) or .npz (arrays X, Y, W1, B1, ... with a leading "
+        "batch axis; a parameter without it is shared); prints one JSON object per case, in order",
+    )
+    e.add_argument("--quiet", action="store_true", help="no progress on stderr (shown for --batch files of over 10 000 cases)")
     e.set_defaults(func=cmd_eval)
 
     x = sub.add_parser(

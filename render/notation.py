@@ -96,6 +96,21 @@ class Boxed(sp.Function):
     nargs = 1
 
 
+class Between(sp.Function):
+    """lo <= x <= hi, a range condition: Between(lo, x, hi). Never evaluated."""
+
+    nargs = 3
+
+
+class IndexSum(sp.Function):
+    """A sum over index ranges, written compactly: IndexSum(body, (i, 0, n - 1), ...) is the sum over
+    i < n, ..., outermost index first (the ranges stacked under one sigma). Never evaluated."""
+
+
+class Lines(sp.Function):
+    """An equation too long for one line: Lines(rhs, t1, t2, ...) is t1 + t2 + ... = rhs, one term per line."""
+
+
 def S(name: str) -> sp.Symbol:
     """A named symbol. >>> S("Z_1")
     Z_1

@@ -13,6 +13,8 @@ from sympy.printing.str import StrPrinter
 
 from render.notation import Relu1, Sigma, Softplus, Wins  # noqa: F401 (display objects printed here)
 
+_RELATIONS = {sp.LessThan: r"\le", sp.StrictLessThan: "<", sp.GreaterThan: r"\ge", sp.StrictGreaterThan: ">", sp.Equality: "="}
+
 
 def _split(name: str):
     base, _, sub = name.partition("_")
@@ -122,6 +124,38 @@ class CnnLatexPrinter(LatexPrinter):
     def _print_Sigma(self, expr, exp=None):
         return rf"\sigma\left({self._print(expr.args[0])}\right)"
 
+    def _print_Between(self, expr, exp=None):
+        lo, x, hi = (self._print(a) for a in expr.args)
+        return rf"{lo} \le {x} \le {hi}"
+
+    def _print_IndexSum(self, expr, exp=None):
+        body, *limits = expr.args
+        ranges = []
+        for var, lo, hi in limits:
+            if lo == 0:
+                ranges.append(rf"{self._print(var)} < {self._print(_tidy_add(hi + 1))}")
+            else:
+                ranges.append(rf"{self._print(lo)} \le {self._print(var)} \le {self._print(hi)}")
+        under = ranges[0] if len(ranges) == 1 else r"\substack{" + r" \\ ".join(ranges) + "}"
+        inner = self._print(body)
+        if isinstance(body, sp.Add):
+            inner = rf"\left({inner}\right)"
+        return rf"\sum_{{{under}}} {inner}"
+
+    def _print_Lines(self, expr, exp=None):
+        rhs, *terms = expr.args
+        lines = []
+        for k, t in enumerate(terms):
+            code = self._print(t)
+            if k == 0:
+                lines.append(f"& {code}")
+            elif code.startswith("-"):
+                lines.append(f"& - {code[1:].lstrip()}")
+            else:
+                lines.append(f"& + {code}")
+        lines[-1] += rf" = {self._print(rhs)}"
+        return r"\begin{aligned} " + r" \\ ".join(lines) + r" \end{aligned}"
+
 
 class CnnTextPrinter(StrPrinter):
     """Plain text for a terminal.
@@ -156,17 +190,29 @@ class CnnTextPrinter(StrPrinter):
 
 
 def display_map(atoms) -> dict:
-    """For each atom symbol name, the SymPy display expression that stands for it."""
+    """For each atom symbol name, the SymPy display expression that stands for it.
+
+    A ReLU step is 1[z > 0]; a first-max selector is "a routes to p"; the sigmoid is the
+    prediction it makes (``A_2`` for the seed); softplus is shown applied to its argument.
+
+    >>> from symbolic.network import build; from symbolic.spec import load_spec
+    >>> shown = display_map(build(load_spec(), start="Z1").atoms)
+    >>> shown["_atom0"], shown["_atom16"], shown["_atom32"]
+    (Relu1(z_11), Wins(a_11, p_11), A_2)
+    """
     out = {}
     for sym, atom in atoms.by_symbol.items():
         if atom.kind == "step":
             out[str(sym)] = Relu1(sp.Symbol(atom.label[0]))
-        elif atom.kind == "select":
+        elif atom.kind == "first":
             out[str(sym)] = Wins(sp.Symbol(atom.label[0]), sp.Symbol(atom.label[1]))
         elif atom.kind == "sigmoid":
-            out[str(sym)] = sp.Symbol("A_2")
+            out[str(sym)] = sp.Symbol(atom.label[0])
         elif atom.kind == "softplus":
-            out[str(sym)] = Softplus(sp.Symbol("Z_2"))
+            # The atom is labelled with the prediction; its argument is Z2 itself only when the
+            # build starts there, and the lecture calls it Z_2 either way.
+            arg = atom.args[0]
+            out[str(sym)] = Softplus(sp.Symbol(str(arg)) if getattr(arg, "is_Symbol", False) else sp.Symbol("Z_2"))
     return out
 
 
@@ -209,6 +255,26 @@ def to_display(expr, atoms, factor: bool = False):
                 ordered.insert(0, coeff)
             e = sp.Mul(*ordered, evaluate=False)
     return e
+
+
+def _term_rank(term) -> tuple:
+    """Where a term goes in a tidy sum: positive before negative, symbols before products, numbers last."""
+    coeff, rest = term.as_coeff_Mul()
+    if rest == 1:
+        return (2, 0, "")
+    return (int(bool(coeff.is_negative)), len(sp.Mul.make_args(rest)), sp.default_sort_key(rest))
+
+
+def _tidy_add(expr):
+    """An Add with its terms in the order a lecture writes them (h + p - s i, K - 1), unevaluated.
+
+    >>> h, p, i, s = sp.symbols("h p i s"); latex(_tidy_add(-i * s + p + h - 1))
+    'h + p - i s - 1'
+    """
+    expr = sp.expand(expr)
+    if not isinstance(expr, sp.Add):
+        return expr
+    return sp.Add(*sorted(expr.args, key=_term_rank), evaluate=False)
 
 
 def number(value, digits: int = 4) -> sp.Expr:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from symbolic.errors import CaseError
+from symbolic.errors import CaseError, SpecError
 from symbolic.numeric import check_labels, squeezed
 from symbolic.spec import NetworkSpec, seed_spec
 
@@ -231,17 +231,32 @@ def _shapes(spec: NetworkSpec) -> dict[str, tuple[int, ...]]:
     return {"X": spec.input, **spec.param_shapes, "Y": spec.y_shape}
 
 
+def _side(name: str, value: object) -> int | None:
+    """The side of a square array written in any layout; None where the value is no array."""
+    try:
+        _, shape = _nested(name, value)
+    except CaseError:
+        return None  # read_array names the real problem once the spec is known
+    short = squeezed(shape)
+    if len(short) == 2 and short[0] == short[1]:
+        return short[0]
+    if not short:
+        return 1 if shape else None
+    if len(short) > 2:
+        raise CaseError(
+            f"{name}: expected a square n×n array for the seed (no spec given), got a {_fmt_shape(shape)} array; "
+            "for another network give its spec (--spec)"
+        )
+    return None
+
+
 def _infer_seed(values: dict) -> NetworkSpec:
     """With no spec given, the lecture's network at the sizes X and W1 are written in."""
-    x, w = _as_lists(values.get("X")), _as_lists(values.get("W1"))
-    try:
-        n = len(x) if isinstance(x, list) and all(isinstance(r, list) for r in x) else 6
-        k = len(w) if isinstance(w, list) and all(isinstance(r, list) for r in w) else 3
-    except TypeError:
-        n, k = 6, 3
+    n = _side("X", values.get("X")) or 6
+    k = _side("W1", values.get("W1")) or 3
     try:
         return seed_spec(n, k)
-    except Exception as err:  # the sizes' own message, attributed to the arrays the user wrote
+    except SpecError as err:  # the sizes' own message, attributed to the arrays the user wrote
         text = str(err).partition(": ")[2]
         raise CaseError(f"X: {text} (X is {n}×{n}, W1 is {k}×{k})") from None
 

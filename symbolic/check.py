@@ -14,7 +14,7 @@ from functools import lru_cache
 import numpy as np
 
 from symbolic.network import build
-from symbolic.spec import NetworkSpec
+from symbolic.spec import NetworkSpec, seed_spec  # noqa: F401 - seed_spec: for the doctests
 
 
 @dataclass(frozen=True)

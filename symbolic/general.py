@@ -22,20 +22,32 @@ Soundness. Every reduction is one of these exact steps, so a rule whose differen
 
 - SymPy's own ``diff`` of a ``Sum`` of ``Indexed`` (it writes the Kronecker deltas);
 - lemma ``delta_sum`` (a sum over a Kronecker delta substitutes the index, under the range
-  condition, which is kept as an indicator): proven by induction on the number of terms;
-- lemma ``finite_sums`` (finite sums with constant limits are linear and commute): proven by
-  induction;
+  condition, which is kept as an indicator; only deltas with a unit coefficient and an integer
+  solution are collapsed): proven by induction on the number of terms;
+- lemma ``finite_sums`` (finite sums over a box are linear and commute): proven by induction;
 - range conditions decided by SymPy's assumptions, the index ranges of the free indices being
-  encoded by slack symbols (``C = c + 1 + r_C`` with ``r_C >= 0`` says exactly ``0 <= c <= C-1``).
+  encoded by slack symbols (``C = c + 1 + r_C`` with ``r_C >= 0`` says exactly ``0 <= c <= C-1``);
+- the layer's own lemmas: ``pad_delta`` (the zero padding written as a delta sum, used inside the
+  input-gradient proof because SymPy's ``Sum`` folds a ``Piecewise`` summand out of the scope of
+  inner sums), ``x_dirac``, ``bce_softplus``, ``softmax_ce``, ``split_forward``,
+  ``flatten_bijection``;
+- exact zero tests: ``expand``; for the losses, ``exp(z) -> t`` and ``cancel`` (rational identities).
 
 Kinks and ties follow the engine's standard: max-pool's selectors (first-argmax index function,
 "is a maximum" indicators) are atoms held fixed when differentiating, exactly as the engine's
-Piecewise selectors; ReLU's ``z DiracDelta(z)`` term is dropped by lemma ``x_dirac``.
+Piecewise selectors, so each routing identity holds for every selector value; the explicit
+formulas for the selectors are checked (lemma ``selector_definitions``, status "checked").
+ReLU's ``z DiracDelta(z)`` term is dropped by lemma ``x_dirac``.
 
 A step that can only be checked at concrete sizes gets status "checked" (never "proven"), and the
 sizes are listed in the result. ``instantiate`` evaluates a rule's own SymPy statement at concrete
 sizes, next to the brute-force derivative of its own forward, so the general statement is tied to
 instances.
+
+API: ``GENERAL_RULES`` (``GeneralRule``: ``name``, ``layer``, ``statement``, ``text``,
+``forward``, ``definitions``, ``prove() -> GeneralResult``, ``instantiate(sizes) -> Instance``),
+``prove_general()``, ``LEMMAS`` / ``prove_lemmas()``, ``MUTANTS`` (wrong conv input gradients
+that must fail), ``rule_by_name``.
 """
 
 from __future__ import annotations
@@ -65,17 +77,26 @@ from sympy import (
 from sympy.tensor.indexed import Indexed
 
 __all__ = [
+    "FIRST_ARGMAX_DEFINITIONS",
     "GENERAL_RULES",
+    "IS_MAX_DEFINITION",
     "LEMMAS",
+    "LEMMA_BY_NAME",
     "MUTANTS",
+    "PRESET_CONV",
+    "RECT_CONV",
+    "SEED_CONV",
     "GeneralResult",
     "GeneralRule",
     "Instance",
     "Lemma",
     "LemmaResult",
+    "evaluate_selector_definition",
+    "first_argmax",
     "prove_general",
     "prove_lemmas",
     "rule_by_name",
+    "selector_values",
 ]
 
 Expr = sp.Expr
@@ -98,7 +119,7 @@ def _bound(name: str) -> sp.Symbol:
     return sp.Symbol(name, integer=True)
 
 
-C, O, H, W = _size("C"), _size("O"), _size("H"), _size("W")
+C, O, H, W = _size("C"), _size("O"), _size("H"), _size("W")  # noqa: E741 - O filters, as in the spec
 K_h, K_w, s, H_o, W_o = _size("K_h"), _size("K_w"), _size("s"), _size("H_o"), _size("W_o")
 k_h, k_w = _size("k_h"), _size("k_w")
 N, U, n, m = _size("N"), _size("U"), _size("n"), _size("m")
@@ -157,9 +178,7 @@ class Lemma:
     name: str
     text: str
     statement: sp.Basic
-    prover: Callable[[], tuple[Status, tuple[sp.Basic, ...], tuple[dict[str, int], ...]]] = field(
-        repr=False, compare=False
-    )
+    prover: Callable[[], tuple[Status, tuple[sp.Basic, ...], tuple[dict[str, int], ...]]] = field(repr=False, compare=False)
 
     def prove(self) -> LemmaResult:
         """Establish the lemma.
@@ -193,9 +212,7 @@ def _peel(expr: sp.Basic, top: sp.Symbol) -> sp.Basic:
 
 def _empty_sums(expr: sp.Basic) -> sp.Basic:
     """A sum with an empty range (upper = lower - 1) is 0: the definition of the empty sum."""
-    return expr.replace(
-        lambda e: isinstance(e, Sum) and any((hi - lo + 1) == 0 for _, lo, hi in e.limits), lambda e: sp.Integer(0)
-    )
+    return expr.replace(lambda e: isinstance(e, Sum) and any((hi - lo + 1) == 0 for _, lo, hi in e.limits), lambda e: sp.Integer(0))
 
 
 def _split_sum_of_add(expr: sp.Basic) -> sp.Basic:
@@ -273,9 +290,9 @@ def _lemma_delta_sum() -> tuple[Status, tuple[sp.Basic, ...], tuple]:
 
     nn = sp.Symbol("n_ind", integer=True, nonnegative=True)
     base = [sp.expand(lhs(sp.Integer(0)).doit() - rhs(sp.Integer(0)).subs(t, v)) for v in (kk, -1 - kk)]
-    # The step uses SymPy's own difference operator on the sum, then splits t against n into four
+    # The step peels the last term off the sum (its definition), then splits t against n into four
     # cases that cover every integer: t < 0, 0 <= t <= n-1, t = n, t > n.
-    step = sp.difference_delta(lhs(nn), nn) - (rhs(nn + 1) - rhs(nn))
+    step = (_peel(lhs(nn + 1), nn) - lhs(nn)) - (rhs(nn + 1) - rhs(nn))
     cases = (
         {t: -1 - kk},
         {t: kk, nn: kk + 1 + rr},
@@ -286,7 +303,7 @@ def _lemma_delta_sum() -> tuple[Status, tuple[sp.Basic, ...], tuple]:
     ok = all(b == 0 for b in base) and step_ok
     steps = (
         Eq(lhs(n), rhs(n)),
-        Eq(sp.difference_delta(lhs(nn), nn), KroneckerDelta(nn, t) * f(nn)),
+        Eq(lhs(nn + 1) - lhs(nn), _peel(lhs(nn + 1), nn) - lhs(nn)),
     )
     return ("proven" if ok else "failed"), steps, ()
 
@@ -298,9 +315,7 @@ def _lemma_x_dirac() -> tuple[Status, tuple[sp.Basic, ...], tuple]:
     pointwise = sp.expand(pos * DiracDelta(pos)) == 0 and sp.expand(-pos * DiracDelta(-pos)) == 0
     # At x = 0 the product is a distribution; paired with any test function it integrates to 0.
     weak = sp.integrate(x * DiracDelta(x) * phi(x), (x, -sp.oo, sp.oo)) == 0
-    relu_forward = all(
-        sp.simplify(v * Heaviside(v, 0) - sp.Max(v, 0)) == 0 for v in (pos, -pos, sp.Integer(0))
-    )
+    relu_forward = all(sp.simplify(v * Heaviside(v, 0) - sp.Max(v, 0)) == 0 for v in (pos, -pos, sp.Integer(0)))
     steps = (
         Eq(sp.Integral(x * DiracDelta(x) * phi(x), (x, -sp.oo, sp.oo)), 0),
         Eq(x * Heaviside(x, 0), sp.Max(x, 0)),
@@ -513,21 +528,33 @@ def _terms(expr: Expr) -> list[_Term]:
             out = [_merge(x, y) for x in out for y in _terms(arg)]
         return out
     if isinstance(expr, Sum):
-        for _, lo, hi in expr.limits:
+        for _, lo, _hi in expr.limits:
             if lo != 0:
                 raise NotImplementedError("sums start at 0 in this module")
-        bound = {v for v, _, _ in expr.limits}
-        if any((lo.free_symbols | hi.free_symbols) & bound for _, lo, hi in expr.limits):
-            raise NotImplementedError("limits must not depend on summation variables")
-        return [_Term(t.limits + tuple(expr.limits), t.conds, t.factor) for t in _terms(expr.function)]
+        out = [_Term(t.limits + tuple(expr.limits), t.conds, t.factor) for t in _terms(expr.function)]
+        for t in out:
+            _check_rectangular(t)
+        return out
     if isinstance(expr, Piecewise) and len(expr.args) == 2 and expr.args[1] == (0, True):
         val, cond = expr.args[0]
         if _is_index_cond(cond):
             conds = _canon_conds(cond)
             if conds is None:
                 return []
-            return [_Term(t.limits, t.conds | conds, t.factor) for t in _terms(val)]
+            inner = _terms(val)
+            # Moving the condition inside val's sums must not capture one of its symbols (SymPy's
+            # piecewise_fold can leave a condition outside the sum that binds its variables).
+            if any({v for v, _, _ in t.limits} & cond.free_symbols for t in inner):
+                raise ValueError(f"condition {cond} would capture a summation variable")
+            return [_Term(t.limits, t.conds | conds, t.factor) for t in inner]
     return [_Term((), frozenset(), expr)]
+
+
+def _check_rectangular(t: _Term) -> None:
+    """Lemma finite_sums only lets sums commute over a box: no limit may use a summation variable."""
+    bound = {v for v, _, _ in t.limits}
+    if any((sp.sympify(lo).free_symbols | sp.sympify(hi).free_symbols) & bound for _, lo, hi in t.limits):
+        raise NotImplementedError(f"limits {t.limits} depend on summation variables")
 
 
 def _merge(x: _Term, y: _Term) -> _Term:
@@ -536,7 +563,9 @@ def _merge(x: _Term, y: _Term) -> _Term:
     # a clash would mean a variable capture, so refuse rather than reduce wrongly.
     if xv & yv or (yv & x.factor.free_symbols) or (xv & y.factor.free_symbols):
         raise ValueError(f"summation variable clash between {x} and {y}")
-    return _Term(x.limits + y.limits, x.conds | y.conds, x.factor * y.factor)
+    merged = _Term(x.limits + y.limits, x.conds | y.conds, x.factor * y.factor)
+    _check_rectangular(merged)
+    return merged
 
 
 def _decide(cond: sp.Basic, slack: Mapping[sp.Symbol, Expr]) -> bool | None:
@@ -581,6 +610,8 @@ def _delta_candidates(t: _Term) -> list[tuple[int, int, sp.Symbol, sp.Basic, Exp
             if coeff not in (1, -1) or x in rest.free_symbols:
                 continue
             sol = sp.expand(-rest / coeff)
+            if sol.is_integer is not True:  # lemma delta_sum is about an integer t
+                continue
             out.append((len(sol.free_symbols & set(bound)), pos, x, kd, sol))
     return sorted(out, key=lambda q: (q[0], q[1]))
 
@@ -972,7 +1003,10 @@ class GeneralResult:
     """The outcome of one general proof.
 
     ``status``: "proven" (exact for every size), "checked" (some lemma only checked at the sizes
-    in ``checked_at``), or "failed". ``steps`` is the derivation as SymPy produced it.
+    in ``checked_at``), or "failed" (``detail`` then says why, with a counterexample when one is
+    found). ``steps`` is the derivation as SymPy produced it: S, its derivative (Kronecker deltas),
+    one expression per delta collapsed, the rule, the rule reduced, and the difference = 0.
+    ``seconds`` is this rule's own proof; the lemmas it uses are in ``lemma_results``.
     """
 
     rule: GeneralRule
@@ -982,6 +1016,7 @@ class GeneralResult:
     steps: tuple[sp.Basic, ...] = ()
     lemmas: tuple[str, ...] = ()
     detail: str = ""
+    lemma_results: tuple[LemmaResult, ...] = field(default=(), repr=False)
 
     def as_json(self) -> dict[str, Any]:
         """A JSON-friendly summary.
@@ -1020,6 +1055,8 @@ class _Spec:
     backend: str = "symengine"
     post: Callable[[Expr], Expr] | None = None
     refute_at: tuple[dict[str, int], ...] = ()
+    # Definitions shown with the rule but held as atoms in the proof (max-pool's selectors).
+    display_defs: tuple[Eq, ...] = ()
 
 
 @dataclass(frozen=True, eq=False)
@@ -1041,11 +1078,22 @@ class GeneralRule:
 
     @property
     def forward(self) -> Eq:
+        """The layer's forward rule in index notation, the rule is derived from.
+
+        >>> rule_by_name("dense.input").forward
+        Eq(z[u], b[u] + Sum(W[u, j]*f[j], (j, 0, N - 1)))
+        """
         return self.spec.forward
 
     @property
     def definitions(self) -> tuple[Eq, ...]:
-        return tuple(Eq(b[lam.variables], lam.expr) for b, lam in self.spec.defs.items())
+        """Auxiliary objects the statement and forward use (padding, dilation, selectors).
+
+        >>> [str(d.lhs) for d in rule_by_name("conv2d.input").definitions]
+        ['Xpad[c_, u_, v_]', 'Gpad[c_, m_, n_]']
+        """
+        own = tuple(Eq(b[lam.variables], lam.expr) for b, lam in self.spec.defs.items())
+        return own + self.spec.display_defs
 
     def prove(self, lemma_results: Mapping[str, LemmaResult] | None = None) -> GeneralResult:
         """Prove the rule for every size (the lemmas it uses are established too unless given).
@@ -1054,15 +1102,20 @@ class GeneralRule:
         >>> r.status, r.steps[-1].rhs
         ('proven', 0)
         """
-        if lemma_results is None:
-            lemma_results = {name: LEMMA_BY_NAME[name].prove() for name in self.lemmas}
+        given = dict(lemma_results or {})
+        lemma_results = {name: given[name] if name in given else LEMMA_BY_NAME[name].prove() for name in self.lemmas}
         t0 = time.perf_counter()
-        ok, steps = _prove_index(self)
+        try:
+            ok, steps = _prove_index(self)
+            refused = ""
+        except (NotImplementedError, ValueError) as exc:
+            # The reducer refuses what it cannot reduce soundly; that is a failed proof, not a crash.
+            ok, steps, refused = False, [], f"the reducer refused: {exc}"
         seconds = time.perf_counter() - t0
         detail, status, checked_at = "", "proven", ()
         if not ok:
             status = "failed"
-            detail = _refute(self)
+            detail = "; ".join(x for x in (refused, _refute(self)) if x)
         else:
             weak = [lemma_results[name] for name in self.lemmas if lemma_results[name].status != "proven"]
             if any(r.status == "failed" for r in weak):
@@ -1071,7 +1124,8 @@ class GeneralRule:
                 status = "checked"
                 checked_at = tuple(size for r in weak for size in r.checked_at)
                 detail = "relies on checked lemmas: " + ", ".join(r.lemma.name for r in weak)
-        return GeneralResult(self, status, seconds, checked_at, tuple(steps), self.lemmas, detail)
+        used = tuple(lemma_results[name] for name in self.lemmas)
+        return GeneralResult(self, status, seconds, checked_at, tuple(steps), self.lemmas, detail, used)
 
     def instantiate(self, sizes: Mapping[str, int]) -> Instance:
         """The rule at concrete sizes, with its brute-force counterpart from the forward rule.
@@ -1087,6 +1141,11 @@ class GeneralRule:
 
     @property
     def size_keys(self) -> tuple[str, ...]:
+        """The keys ``instantiate`` expects.
+
+        >>> rule_by_name("maxpool.input[first]").size_keys
+        ('C', 'H', 'W', 'kh', 'kw', 's')
+        """
         return tuple(self.spec.size_keys)
 
 
@@ -1175,7 +1234,7 @@ def _instantiate(rule: GeneralRule, sizes: Mapping[str, int]) -> Instance:
     backend = _Backend(sp if spec.backend == "sympy" else se)
     shapes = {name: _shape(dims, env0) for name, dims in spec.tensors.items()}
     inputs = {name: _symbol_array(name, shape, backend) for name, shape in shapes.items()}
-    for sym, name in spec.scalars.items():
+    for name in spec.scalars.values():
         inputs[name] = _symbol_array(name, (), backend)
     wrt_name = str(spec.wrt.base.label) if isinstance(spec.wrt, Indexed) else spec.scalars[spec.wrt]
     wrt_idx = tuple(spec.wrt.indices) if isinstance(spec.wrt, Indexed) else ()
@@ -1223,7 +1282,10 @@ def _instantiate(rule: GeneralRule, sizes: Mapping[str, int]) -> Instance:
 def _refute(rule: GeneralRule) -> str:
     """For a failed proof: look for a concrete counterexample at the rule's refutation sizes."""
     for sizes in rule.spec.refute_at:
-        bad = rule.instantiate(sizes).mismatches()
+        try:
+            bad = rule.instantiate(sizes).mismatches()
+        except IndexError as exc:  # the statement reads outside a tensor: wrong at these sizes
+            return f"refuted at {sizes}: {exc}"
         if bad:
             idx, diff = bad[0]
             return f"refuted at {sizes}: entry {idx} differs from brute force by {diff}"
@@ -1252,6 +1314,7 @@ _CHW_KEYS = {"C": C, "H": H, "W": W}
 SEED_CONV: dict[str, int] = {"C": 1, "O": 1, "H": 6, "W": 6, "Kh": 3, "Kw": 3, "s": 1, "p": 0}
 PRESET_CONV: dict[str, int] = {"C": 2, "O": 2, "H": 7, "W": 7, "Kh": 3, "Kw": 3, "s": 2, "p": 1}
 RECT_CONV: dict[str, int] = {"C": 2, "O": 2, "H": 5, "W": 6, "Kh": 2, "Kw": 3, "s": 1, "p": 1}
+
 
 def _gpad_def(shift_h: Expr = K_h - 1) -> Lambda:
     """gbar dilated by the stride and zero-padded by K - 1: Gpad[o, s i + K_h - 1, s j + K_w - 1] = gbar[o, i, j]."""
@@ -1534,6 +1597,7 @@ def _make_rules() -> tuple[tuple[GeneralRule, ...], tuple[GeneralRule, ...]]:
         tensors={"f": (N,), "W": (U, N), "b": (U,), "gbar": (U,)},
         size_keys={"N": N, "U": U},
         derived=_no_derived,
+        refute_at=({"N": 3, "U": 2},),
     )
     dense = (
         GeneralRule(
@@ -1580,6 +1644,7 @@ def _make_rules() -> tuple[tuple[GeneralRule, ...], tuple[GeneralRule, ...]]:
             tensors={"P": (C, H, W), "gbar": (C * H * W,)},
             size_keys=_CHW_KEYS,
             derived=_no_derived,
+            refute_at=({"C": 2, "H": 2, "W": 3},),
         ),
     )
 
@@ -1595,6 +1660,7 @@ def _make_rules() -> tuple[tuple[GeneralRule, ...], tuple[GeneralRule, ...]]:
             scalars=scalars or {},
             backend="sympy",
             post=_drop_x_dirac,
+            refute_at=({"C": 1, "H": 2, "W": 2},),
         )
 
     zb, zf = Z[bc, bi, bj], Z[fc, fi, fj]
@@ -1640,6 +1706,7 @@ def _make_rules() -> tuple[tuple[GeneralRule, ...], tuple[GeneralRule, ...]]:
             {**_POOL_TENSORS, "F": _SEL_SHAPE},
             index_fns={amax_row: ("F", 0), amax_col: ("F", 1)},
             refute_at=_REFUTE_POOL,
+            display_defs=FIRST_ARGMAX_DEFINITIONS,
         ),
     )
     conds_uv = _pool_conds(fu, fv, k_h, k_w)
@@ -1660,6 +1727,7 @@ def _make_rules() -> tuple[tuple[GeneralRule, ...], tuple[GeneralRule, ...]]:
             {**_POOL_TENSORS, "E": _SEL_SHAPE},
             defs={n_max: _M_DEF},
             refute_at=_REFUTE_POOL,
+            display_defs=(IS_MAX_DEFINITION,),
         ),
     )
     pool_all = GeneralRule(
@@ -1674,6 +1742,7 @@ def _make_rules() -> tuple[tuple[GeneralRule, ...], tuple[GeneralRule, ...]]:
             Eq(P[bc, bi, bj], Sum(is_max[bc, bi, bj, ba, bb] * win, (ba, 0, k_h - 1), (bb, 0, k_w - 1))),
             {**_POOL_TENSORS, "E": _SEL_SHAPE},
             refute_at=_REFUTE_POOL,
+            display_defs=(IS_MAX_DEFINITION,),
         ),
     )
     pool_avg = GeneralRule(
@@ -1707,6 +1776,7 @@ def _make_rules() -> tuple[tuple[GeneralRule, ...], tuple[GeneralRule, ...]]:
             derived=_no_derived,
             scalars={z_s: "z", y_s: "y"},
             backend="sympy",
+            refute_at=({},),
         ),
     )
     zr = IndexedBase("z", real=True)
@@ -1714,8 +1784,7 @@ def _make_rules() -> tuple[tuple[GeneralRule, ...], tuple[GeneralRule, ...]]:
         "softmax_ce.logits",
         "softmax_ce",
         Eq(_dL(zr[fk]), exp(zr[fk]) / Sum(exp(zr[bi]), (bi, 0, n - 1)) - yvec[fk]),
-        "L = logsumexp(z) - sum_i y_i z_i (softmax cross-entropy when sum_i y_i = 1); "
-        "dL/dz[k] = softmax(z)[k] - y[k], 0-based k < n.",
+        "L = logsumexp(z) - sum_i y_i z_i (softmax cross-entropy when sum_i y_i = 1); dL/dz[k] = softmax(z)[k] - y[k], 0-based k < n.",
         ("delta_sum", "finite_sums", "softmax_ce"),
         _Spec(
             forward=Eq(L_sym, log(Sum(exp(zr[bi]), (bi, 0, n - 1))) - Sum(yvec[bi] * zr[bi], (bi, 0, n - 1))),
@@ -1726,6 +1795,7 @@ def _make_rules() -> tuple[tuple[GeneralRule, ...], tuple[GeneralRule, ...]]:
             size_keys={"n": n},
             derived=_no_derived,
             backend="sympy",
+            refute_at=({"n": 3},),
         ),
     )
     mse = GeneralRule(
@@ -1742,6 +1812,7 @@ def _make_rules() -> tuple[tuple[GeneralRule, ...], tuple[GeneralRule, ...]]:
             tensors={"yhat": (m,), "y": (m,)},
             size_keys={"m": m},
             derived=_no_derived,
+            refute_at=({"m": 3},),
         ),
     )
     rules = (conv_w, conv_b, conv_x, *dense, flatten, *acts, pool_first, pool_split, pool_all, pool_avg, bce, softmax_ce, mse)
@@ -1782,7 +1853,7 @@ def rule_by_name(name: str) -> GeneralRule:
 
 
 def prove_general() -> list[GeneralResult]:
-    """Prove every general rule, each lemma once (their time is in ``LEMMA_SECONDS`` of the result).
+    """Prove every general rule; each lemma is established once and shared (``lemma_results``).
 
     >>> results = prove_general()  # doctest: +ELLIPSIS
     >>> sorted({r.status for r in results}), len(results) == len(GENERAL_RULES)

@@ -17,7 +17,7 @@ from symbolic.atoms import Atoms
 from symbolic.errors import ParameterError
 from symbolic.layers import LAYERS, LOSS_LAYERS, Context, Layer, Loss, MaxPool, obj
 from symbolic.names import bias_base, entry_name, grad_key, param_names, scalar_name, stage_base, weight_base
-from symbolic.spec import NetworkSpec
+from symbolic.spec import NetworkSpec, load_spec  # noqa: F401 - load_spec: for the doctests
 
 Array = np.ndarray
 

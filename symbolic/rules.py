@@ -410,6 +410,22 @@ def _tex_of(name: str) -> str:
     return "L" if name == "L" else tex_name(name)
 
 
+@lru_cache(maxsize=16)
+def _loss_lemma(kind: str, units: int) -> bool:
+    # The SymPy work takes a few tenths of a second; one loss kind and size needs it once.
+    from symbolic.layers import LOSS_LAYERS
+
+    layer = LOSS_LAYERS[kind](None, 1, (units,), (), {"in": "Z", "out": "A"})  # type: ignore[arg-type]
+    return loss_lemma(layer, units)
+
+
+def clear_caches() -> None:
+    """Forget every cached build and proof (for code that swaps a layer's rule, as the mutant tests do)."""
+    _local.cache_clear()
+    _from_stage.cache_clear()
+    _loss_lemma.cache_clear()
+
+
 def _lemmas(spec: NetworkSpec, layers: list[Layer], loss: Loss) -> list[Rule]:
     kinds = {la.kind for la in layers}
     lemmas: list[tuple[str, str, Callable[[], bool]]] = []
@@ -418,7 +434,7 @@ def _lemmas(spec: NetworkSpec, layers: list[Layer], loss: Loss) -> list[Rule]:
         "softmax_ce": "the loss built, lse(z) − Σ y z, is −Σ y log softmax(z) when Σ y = 1; its max-shifted form equals it",
         "mse": "the loss built is (1/m) Σ (z − y)², and numbers use that very form",
     }[loss.kind]
-    lemmas.append((f"lemma: {loss.kind} loss", statement, lambda: loss_lemma(loss, spec.units)))
+    lemmas.append((f"lemma: {loss.kind} loss", statement, lambda: _loss_lemma(loss.kind, spec.units)))
     if loss.kind == "bce":
         lemmas.append(("lemma: softplus′ = σ", "d/dz log(1 + e^z) = σ(z)", softplus_derivative))
     if loss.kind == "bce" or "sigmoid" in kinds:
@@ -467,6 +483,7 @@ __all__ = [
     "Rule",
     "RuleResult",
     "chain_proof",
+    "clear_caches",
     "compare",
     "end_to_end_proof",
     "jacobian_chain",

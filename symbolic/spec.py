@@ -150,17 +150,17 @@ class NetworkSpec:
 
 
 def _pair(where: str, key: str, value: object, low: int) -> Pair:
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = [value, value]
-    if isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) and not isinstance(v, bool) and v >= low for v in value):
-        return (value[0], value[1])
+    pair = [value, value] if isinstance(value, int) and not isinstance(value, bool) else value
+    if isinstance(pair, list) and len(pair) == 2 and all(isinstance(v, int) and not isinstance(v, bool) and v >= low for v in pair):
+        return (pair[0], pair[1])
     raise SpecError(f"{where}: {key}: expected an integer >= {low} or a pair [h, w] of them, got {value!r}")
 
 
 def _int(where: str, key: str, value: object, low: int = 1) -> int:
     if isinstance(value, int) and not isinstance(value, bool) and value >= low:
         return value
-    raise SpecError(f"{where}: {key}: expected an integer >= {low}, got {value!r}")
+    prefix = f"{where}: " if where else ""
+    raise SpecError(f"{prefix}{key}: expected an integer >= {low}, got {value!r}")
 
 
 def _fmt(shape: Shape) -> str:
@@ -277,7 +277,7 @@ def parse_spec(data: dict, source: str = "spec") -> NetworkSpec:
     for key in ("loss", "ties"):
         if key in data and not isinstance(data[key], str):
             raise SpecError(f"{key}: expected a string, got {data[key]!r}")
-    batch = _int("batch", "batch", data.get("batch", 1)) if "batch" in data else 1
+    batch = _int("", "batch", data["batch"]) if "batch" in data else 1
     raw_layers = data["layers"]
     if not isinstance(raw_layers, list) or not all(isinstance(la, dict) for la in raw_layers):
         raise SpecError("layers: expected an array of tables, written [[layers]]")

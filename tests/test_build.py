@@ -1,7 +1,8 @@
 """`cnn-derive build`: reproducible, atomic, honest about TeX, and the output is well formed.
 
 Every subprocess build of this module is started at once by the module fixture `builds`
-(they are independent), including the single PDF build of the test session.
+(they are independent), including the single PDF build of the test session. The orchestrator
+the command line calls, `render.build.build_handout_files`, is also tested directly.
 """
 from __future__ import annotations
 
@@ -14,9 +15,14 @@ from pathlib import Path
 
 import pytest
 
+import render.build
+import render.document
 import render.pdf
+from render.build import build_handout_files, default_out, parse_formats
 from render.cli import main
+from render.document import seed_sizes
 from symbolic.errors import RenderError
+from symbolic.spec import load_spec, parse_spec, seed_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 PREFIX = "cnn-derive: "
@@ -50,7 +56,7 @@ class Run:
                                       text=True)
         self.stdout = self.stderr = self.returncode = None
 
-    def wait(self) -> "Run":
+    def wait(self) -> Run:
         self.stdout, self.stderr = self.popen.communicate(timeout=TIMEOUT)
         self.returncode = self.popen.returncode
         return self
@@ -351,3 +357,86 @@ def test_latex_document_structure(handout):
     for ref in graphics:
         candidates = [out / ref] + [out / (ref + ext) for ext in (".png", ".pdf", ".jpg")]
         assert any(p.is_file() for p in candidates), ref
+
+
+# --------------------------------------------------------------------------------------------
+# the orchestrator, called directly
+# --------------------------------------------------------------------------------------------
+def no_derivation(monkeypatch):
+    """Make any attempt to derive the handout fail loudly: refusals must come before the work."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the handout was derived before the refusal")
+
+    monkeypatch.setattr(render.document, "build_handout", refuse)
+
+
+def test_api_refuses_specs_other_than_the_seed(tmp_path, monkeypatch):
+    no_derivation(monkeypatch)
+    with pytest.raises(RenderError) as err:
+        build_handout_files(load_spec("part3"), out=tmp_path / "part3", quiet=True)
+    assert str(err.value) == "build: handouts for specs other than the seed are not supported yet"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_api_knows_the_seed_by_its_layers_not_its_name():
+    seed = {
+        "input": [6, 6],
+        "loss": "bce",
+        "layers": [
+            {"type": "conv2d", "filters": 1, "kernel": 3},
+            {"type": "relu"},
+            {"type": "maxpool", "window": 2},
+            {"type": "flatten"},
+            {"type": "dense", "units": 1},
+        ],
+    }
+    assert seed_sizes(parse_spec({**seed, "name": "mine"})) == seed_sizes(load_spec())
+    assert seed_sizes(parse_spec({**seed, "input": [1, 6, 6]})) == seed_sizes(load_spec())
+    two_filters = {**seed, "layers": [{**seed["layers"][0], "filters": 2}, *seed["layers"][1:]]}
+    assert seed_sizes(parse_spec(two_filters)) is None
+    assert seed_sizes(parse_spec({**seed, "ties": "split"})) is None
+
+
+@pytest.mark.parametrize("where", ["under-a-file", "proc"])
+def test_api_unwritable_out_is_one_render_error(tmp_path, monkeypatch, where):
+    no_derivation(monkeypatch)
+    if where == "under-a-file":
+        (tmp_path / "notes.txt").write_text("mine\n")
+        out, reason = tmp_path / "notes.txt" / "seed", f"{tmp_path / 'notes.txt'} is a file"
+    else:
+        if not Path("/proc/self").is_dir():
+            pytest.skip("no /proc on this system")
+        out, reason = Path("/proc/cnn-derive-test/seed"), ""
+    with pytest.raises(RenderError) as err:
+        build_handout_files(load_spec(), out=out, formats="md", quiet=True)
+    message = str(err.value)
+    assert message.startswith(f"--out: cannot create {out}: ") and reason in message, message
+    assert "\n" not in message
+    if where == "under-a-file":
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_api_default_folders():
+    assert default_out(load_spec()) == default_out(seed_spec()) == Path("output/seed")
+    assert default_out(seed_spec(5, 2)) == Path("output/n5-k2")
+    assert default_out(load_spec("part3")) == Path("output/part3")
+
+
+def test_api_formats_are_a_string_or_a_sequence():
+    assert parse_formats("tex, md") == parse_formats(["md", "tex"]) == ("md", "tex")
+    with pytest.raises(RenderError, match=r"^--format: "):
+        parse_formats(["md", "html"])
+    with pytest.raises(RenderError, match=r"^--format: "):
+        parse_formats("")
+
+
+def test_api_builds_the_seed_at_other_sizes_into_the_default_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = build_handout_files(seed_spec(5, 2), formats=("md",), quiet=True)
+    assert out == Path("output/n5-k2")
+    assert sorted(p.name for p in (tmp_path / out).iterdir()) == ["figures", "handout.md"]
+    md = (tmp_path / out / "handout.md").read_text(encoding="utf-8")
+    assert "for X 5×5 and a 2×2 filter (10 trainable parameters)" in md
+    assert md.count("proven symbolically.**") == 10 and "NOT proven" not in md
+    assert leftovers(tmp_path / "output", "n5-k2") == []

@@ -7,11 +7,12 @@ import pytest
 import sympy as sp
 
 from render.notation import Bar, Boxed, Conv, Flow, Hadamard, Ind, Partial, Reshape, Row, S, Stack, SumLines, T, Unpool, chain, eq
-from render.printer import Relu1, Sigma, Softplus, Wins, latex, number, numbers, text, to_display
+from render.printer import Relu1, Sigma, Softplus, Wins, display_map, latex, number, numbers, text, to_display
 from render.templates import environment
 from symbolic.derive import expansion
 from symbolic.network import build
-from symbolic.spec import NetworkSpec
+from symbolic.rules import layer_rule
+from symbolic.spec import load_spec
 
 GOLDEN_LATEX = [
     (S("x_11"), "x_{11}"),
@@ -63,11 +64,31 @@ def test_numbers_golden():
 
 
 def test_an_expanded_term_prints_in_chain_rule_order():
-    net = build(NetworkSpec())
+    net = build(load_spec())
     term = expansion(net, "w_11").terms[0]
     shown = to_display(term.expr, net.atoms, factor=True)
     assert latex(shown) == r"\left(A_{2} - Y\right) w^{(2)}_{1} \mathbb{1}[a_{11} \to p_{11}] \mathbb{1}[z_{11} > 0] x_{11}"
     assert text(shown) == "(A_2 - Y)*W2_1*[a_11 -> p_11]*[z_11 > 0]*x_11"
+
+
+def test_every_atom_of_the_seed_has_a_display():
+    net = build(load_spec())
+    shown = display_map(net.atoms)
+    assert set(shown) == {str(s) for s in net.atoms.by_symbol}
+    kinds = {atom.kind: shown[str(sym)] for sym, atom in net.atoms.by_symbol.items()}
+    assert kinds["step"] == Relu1(S("z_44")) and kinds["first"] == Wins(S("a_44"), S("p_22"))
+    assert kinds["sigmoid"] == S("A_2") and kinds["softplus"] == Softplus(S("Z_2"))
+    assert text(to_display(net.prediction[0, 0] - net.Y[0, 0], net.atoms)) == "A_2 - Y"
+
+
+def test_layer_rules_print_in_the_lecture_notation():
+    spec = load_spec()
+    pool = layer_rule(spec, 3)
+    assert latex(to_display(pool.grad_input[0, 0, 0, 1], pool.atoms)) == r"\bar{p}_{11} \mathbb{1}[a_{12} \to p_{11}]"
+    relu = layer_rule(spec, 2)
+    assert latex(to_display(relu.grad_input[0, 0, 3, 3], relu.atoms)) == r"\bar{a}_{44} \mathbb{1}[z_{44} > 0]"
+    flat = layer_rule(spec, 4)
+    assert [latex(to_display(g, flat.atoms)) for g in flat.grad_input.ravel()] == [rf"\bar{{f}}_{{{j}}}" for j in range(1, 5)]
 
 
 def test_environment_is_strict_and_latex_safe():

@@ -27,12 +27,13 @@ class Loss(Layer):
         y = params["Y"]
         ctx.saved["x"], ctx.saved["Y"] = x, y
         batch = x.shape[0]
-        per_sample = [self.sample_loss(ctx, x[n], y[n], ctx.out_labels[n]) for n in range(batch)]
+        per_sample = [self.sample_loss(ctx, x[n], y[n], ctx.in_labels[n], ctx.out_labels[n]) for n in range(batch)]
         out = np.empty((), dtype=object)
         out[()] = se.Add(*per_sample) / batch
         return out
 
-    def sample_loss(self, ctx: Context, z: Array, y: Array, labels: Array) -> se.Expr:
+    def sample_loss(self, ctx: Context, z: Array, y: Array, labels: Array, out_labels: Array) -> se.Expr:
+        """One sample's loss; ``labels`` name z's entries, ``out_labels`` the prediction's."""
         raise NotImplementedError
 
     def prediction(self, ctx: Context) -> Array:
@@ -66,9 +67,9 @@ class BCE(Loss):
     rule = "{o} - Y"
     rule_tex = "{o} - Y"
 
-    def sample_loss(self, ctx: Context, z: Array, y: Array, labels: Array) -> se.Expr:
+    def sample_loss(self, ctx: Context, z: Array, y: Array, labels: Array, out_labels: Array) -> se.Expr:
         u, yy = z[0], y[0]
-        ctx.atoms.unary("sigmoid", u, labels[0])
+        ctx.atoms.unary("sigmoid", u, out_labels[0])
         ctx.atoms.unary("softplus", u, labels[0])
         return softplus(u) - yy * u
 
@@ -83,8 +84,10 @@ class BCE(Loss):
 
     def stable(self, z: Array, y: Array) -> se.Expr:
         u, yy = z[0], y[0]
-        # PyTorch's max(u, 0) - u y + log1p(exp(-|u|)), one branch per sign of u.
-        return se.Piecewise((u - u * yy + log1p(se.exp(-u)), se.Gt(u, 0)), (-u * yy + log1p(se.exp(u)), True))
+        # PyTorch's max(u, 0) - u y + log1p(exp(-|u|)), one branch per sign of u. Above 0 it is
+        # written u (1 - y) so that u - u y is formed before the tiny log1p term is added: a sum
+        # of three terms is evaluated in SymEngine's term order, which could add it to u first.
+        return se.Piecewise((u * (1 - yy) + log1p(se.exp(-u)), se.Gt(u, 0)), (-u * yy + log1p(se.exp(u)), True))
 
 
 class SoftmaxCE(Loss):
@@ -94,8 +97,8 @@ class SoftmaxCE(Loss):
     rule = "{o} - Y  (with {o} = softmax({i}))"
     rule_tex = r"{o} - Y"
 
-    def sample_loss(self, ctx: Context, z: Array, y: Array, labels: Array) -> se.Expr:
-        ctx.atoms.softmax(list(z), list(labels), "L")
+    def sample_loss(self, ctx: Context, z: Array, y: Array, labels: Array, out_labels: Array) -> se.Expr:
+        ctx.atoms.softmax(list(z), list(out_labels), "L")
         return lse(*z) - se.Add(*[yk * zk for yk, zk in zip(y, z)])
 
     def prediction(self, ctx: Context) -> Array:
@@ -120,7 +123,7 @@ class MSE(Loss):
     rule = "2 ({i} - Y) / m"
     rule_tex = r"\tfrac{{2}}{{m}}\,({i} - Y)"
 
-    def sample_loss(self, ctx: Context, z: Array, y: Array, labels: Array) -> se.Expr:
+    def sample_loss(self, ctx: Context, z: Array, y: Array, labels: Array, out_labels: Array) -> se.Expr:
         return se.Add(*[(zk - yk) ** 2 for zk, yk in zip(z, y)]) / len(z)
 
     def prediction(self, ctx: Context) -> Array:

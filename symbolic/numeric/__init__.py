@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -72,47 +74,136 @@ def symbolic_outputs(net: Network) -> dict[str, np.ndarray]:
     return out
 
 
+def pull_common_factors(expr: se.Expr, memo: dict | None = None) -> se.Expr:
+    """Every sum whose terms share a factor, rewritten as that factor times the sum (exact).
+
+    The backward chain multiplies every term of dL/dW1 by the same A2 − Y; evaluating
+    (A2 − Y) · Σ x w2 ... instead of Σ (A2 − Y) x w2 ... rounds once instead of per term, so a
+    sum that is exactly 0 evaluates to 0, not to 2e-16.
+
+    >>> a, b, c = se.symbols("a b c"); pull_common_factors(a * (b - c) + a * (b + c)) == a * ((b - c) + (b + c))
+    True
+    """
+    memo = {} if memo is None else memo
+    hit = memo.get(expr)
+    if hit is not None:
+        return hit
+    if not expr.args:
+        out = expr
+    elif isinstance(expr, se.Add):
+        terms = [pull_common_factors(t, memo) for t in expr.args]
+        factors = [list(t.args) if isinstance(t, se.Mul) else [t] for t in terms]
+        common = [f for f in factors[0] if not isinstance(f, se.Number) and all(f in fs for fs in factors[1:])]
+        if common:
+            rest = []
+            for fs in factors:
+                fs = list(fs)
+                for f in common:
+                    fs.remove(f)
+                rest.append(se.Mul(*fs))
+            out = se.Mul(*common, se.Add(*rest))
+        else:
+            out = se.Add(*terms)
+    elif isinstance(expr, se.Mul):
+        out = se.Mul(*[pull_common_factors(a, memo) for a in expr.args])
+    elif isinstance(expr, se.Pow):
+        out = se.Pow(*[pull_common_factors(a, memo) for a in expr.args])
+    else:
+        out = expr
+    memo[expr] = out
+    return out
+
+
 def canon_array(net: Network, arr: np.ndarray) -> np.ndarray:
     """An array of raw expressions in canonical form."""
     arr = np.asarray(arr, dtype=object)
     return obj(arr.shape, lambda *i: net.atoms.canon(arr[i]))
 
 
+@dataclass
+class Compiled:
+    """What a backend made of a network: the program, its output keys and shapes, and the cost."""
+
+    backend: str
+    keys: list[str]
+    shapes: dict[str, Shape]
+    n_inputs: int
+    program: Callable[[np.ndarray], np.ndarray]
+    seconds: float
+
+
+OUTPUTS = ("all", "gradients")
+
+
+def compile_outputs(spec: NetworkSpec, backend: str, outputs: str = "all") -> Compiled:
+    """Build the network for one sample, run its backward chain, and compile the chosen outputs.
+
+    ``outputs="gradients"`` keeps L, the prediction and the parameter gradients (what training
+    and batch evaluation need); ``"all"`` adds every stage, mask and stage gradient.
+    """
+    t0 = time.perf_counter()
+    one = dataclasses.replace(spec, batch=1) if spec.batch != 1 else spec
+    net = build(one)
+    symbolic = symbolic_outputs(net)
+    if outputs == "gradients":
+        wanted = ["L", one.stages[-2], *(f"dL/d{p}" for p in one.param_shapes)]
+        symbolic = {k: symbolic[k] for k in wanted}
+    inputs = list(net.inputs.ravel()) + [s for arr in net.params.values() for s in arr.ravel()] + list(net.Y.ravel())
+    atoms = net.atoms
+    level: dict = {}
+    steps: list[list] = []
+    for sym in atoms.by_symbol:  # creation order is forward order: dependencies come first
+        definition = atoms.definition(sym)
+        deps = [level[d] for d in definition.free_symbols if d in level]
+        level[sym] = 1 + max(deps, default=-1)
+        while len(steps) <= level[sym]:
+            steps.append([])
+        steps[level[sym]].append((sym, definition))
+    keys = list(symbolic)
+    shapes = {k: np.shape(v) for k, v in symbolic.items()}
+    memo: dict = {}
+    flat = [pull_common_factors(e, memo) for k in keys for e in np.asarray(symbolic[k], dtype=object).ravel()]
+    if backend == "llvm":
+        from symbolic.numeric.llvm import compile_llvm
+
+        program = compile_llvm(inputs, steps, flat)
+    else:
+        program = compile_program(inputs, steps, flat)
+    return Compiled(backend, keys, shapes, len(inputs), program, time.perf_counter() - t0)
+
+
 class NumericNetwork:
     """The compiled network for one spec (per sample). Call it with arrays; leading batch axes broadcast.
 
-    >>> net = compile_network(load_spec())
+    ``net(X, Y, W1=..., ...)`` gives every output per sample, with the leading batch axes of
+    the arguments; ``mean=True`` averages over the batch instead: the loss of the batch is the
+    mean of the per-sample losses, so its gradients are the means of theirs.
+
+    >>> net = compile_network(load_spec(), backend="numpy")
     >>> out = net(np.ones((6, 6)), 1.0, W1=np.ones((3, 3)), B1=-8.0, W2=np.ones(4), B2=0.0)
     >>> float(out["Z2"][0]), out["dL/dW1"].shape
     (4.0, (1, 1, 3, 3))
     """
 
-    def __init__(self, net: Network, outputs: dict[str, np.ndarray]) -> None:
-        self.spec = net.spec
-        self.param_shapes = dict(net.spec.param_shapes)
-        self.x_shape: Shape = net.spec.input
-        self.y_shape: Shape = net.spec.y_shape
-        self.inputs = list(net.inputs.ravel()) + [s for arr in net.params.values() for s in arr.ravel()] + list(net.Y.ravel())
-        atoms = net.atoms
-        level: dict = {}
-        steps: list[list] = []
-        for sym in atoms.by_symbol:  # creation order is forward order: dependencies come first
-            definition = atoms.definition(sym)
-            deps = [level[d] for d in definition.free_symbols if d in level]
-            level[sym] = 1 + max(deps, default=-1)
-            while len(steps) <= level[sym]:
-                steps.append([])
-            steps[level[sym]].append((sym, definition))
-        self.keys = list(outputs)
-        self.shapes = {k: np.shape(v) for k, v in outputs.items()}
-        flat = [e for k in self.keys for e in np.asarray(outputs[k], dtype=object).ravel()]
-        self._program = compile_program(self.inputs, steps, flat)
+    def __init__(self, spec: NetworkSpec, compiled: Compiled) -> None:
+        self.spec = spec
+        self.backend = compiled.backend
+        self.param_shapes = dict(spec.param_shapes)
+        self.x_shape: Shape = spec.input
+        self.y_shape: Shape = spec.y_shape
+        self.keys = compiled.keys
+        self.shapes = compiled.shapes
+        self.n_inputs = compiled.n_inputs
+        self._program = compiled.program
+        self.compile_seconds = compiled.seconds
 
     def _arg(self, name: str, value: object, full: Shape) -> tuple[np.ndarray, Shape]:
         try:
             arr = np.asarray(value, dtype=np.float64)
         except (TypeError, ValueError):
             raise CaseError(f"{name}: expected numbers in an array of shape {full}, got {type(value).__name__}") from None
+        if arr.size == math.prod(full) and squeezed(arr.shape) == squeezed(full):
+            return arr.reshape(full), ()  # one value written in any layout: no batch axis
         for shape in (full, squeezed(full)):
             k = len(shape)
             if arr.ndim >= k and arr.shape[arr.ndim - k :] == shape:
@@ -140,14 +231,19 @@ class NumericNetwork:
             shapes = ", ".join(f"{n} {a.shape}" for (n, _, _), (a, _) in zip(args, arrays))
             raise CaseError(f"batch: the leading (batch) axes do not broadcast together: {shapes}") from None
         size = math.prod(batch)
-        cols = [np.broadcast_to(a, batch + a.shape[len(b) :]).reshape(size, -1) for a, b in arrays]
-        values = np.concatenate(cols, axis=1).T if size else np.zeros((len(self.inputs), 0))
-        flat = self._program(values)
+        # One row per sample, filled in place: no per-argument copies, no transposes.
+        rows = np.empty((size, self.n_inputs))
+        at = 0
+        for a, b in arrays:
+            width = a[(0,) * len(b)].size if a.size else math.prod(a.shape[len(b) :])
+            rows[:, at : at + width] = np.broadcast_to(a, batch + a.shape[len(b) :]).reshape(size, width)
+            at += width
+        flat = self._program(rows)
         out, at = {}, 0
         for key in self.keys:
             shp = self.shapes[key]
             n = math.prod(shp)
-            out[key] = flat[at : at + n].T.reshape(batch + shp)
+            out[key] = flat[:, at : at + n].reshape(batch + shp) + 0.0  # + 0.0 turns -0.0 into 0.0
             at += n
         if size and not all(np.isfinite(v).all() for v in out.values()):
             raise CaseError(
@@ -177,18 +273,57 @@ def check_labels(spec: NetworkSpec, y: np.ndarray) -> None:
             raise CaseError(f"Y: expected a probability vector (entries summing to 1) for softmax_ce, got a sum of {bad!r}")
 
 
-@lru_cache(maxsize=16)
-def compile_network(spec: NetworkSpec, backend: str = "numpy") -> NumericNetwork:
-    """Build the network for ``spec`` (one sample), run its backward chain and compile (cached per spec).
+BACKENDS = ("auto", "llvm", "numpy")
 
-    >>> compile_network(load_spec()).keys[:3]
+
+@lru_cache(maxsize=32)
+def compile_network(spec: NetworkSpec, backend: str = "auto", outputs: str = "all", quiet: bool = True) -> NumericNetwork:
+    """The network for ``spec`` compiled to numbers (cached per spec in this process and on disk).
+
+    ``backend``: "llvm" (SymEngine's LLVM backend: machine code), "numpy" (generated numpy
+    code, the portable fallback) or "auto" (LLVM where this SymEngine has it). Both are
+    lambdified from the same expressions. LLVM programs are kept in the user's cache folder
+    (``cache.folder()``), so a second process loads them instead of compiling; where
+    compiling took over a second, the time and the cache hit are reported on stderr unless
+    ``quiet``.
+
+    >>> compile_network(load_spec(), backend="numpy").keys[:3]
     ['X', 'Z1', 'A1']
     """
-    if backend != "numpy":
-        raise ValueError(f"backend: expected 'numpy', got {backend!r}")
-    one = dataclasses.replace(spec, batch=1) if spec.batch != 1 else spec
-    net = build(one)
-    return NumericNetwork(net, symbolic_outputs(net))
+    from symbolic.numeric import cache, llvm
+
+    if backend not in BACKENDS:
+        raise ValueError(f"backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")
+    if outputs not in OUTPUTS:
+        raise ValueError(f"outputs: expected one of {', '.join(OUTPUTS)}, got {outputs!r}")
+    if backend in ("auto", "llvm") and not llvm.available():
+        if backend == "llvm" or not quiet:
+            _notice("SymEngine has no LLVM backend here; numbers come from the numpy backend (same expressions, slower)")
+        backend = "numpy"
+    elif backend == "auto":
+        backend = "llvm"
+    if backend == "numpy":
+        return NumericNetwork(spec, compile_outputs(spec, "numpy", outputs))
+    key = cache.key(spec, backend, outputs)
+    t0 = time.perf_counter()
+    hit = cache.load(key)
+    if hit is not None:
+        if not quiet and hit.seconds > 1:
+            _notice(f"compiled code for {spec.label} ({backend}) from the cache in {time.perf_counter() - t0:.2f} s (compiling took {hit.seconds:.1f} s)")
+        return NumericNetwork(spec, hit)
+    if not quiet and cache.estimate_slow(spec):
+        _notice(f"compiling {spec.label} to machine code ({backend}); the result is cached for next time")
+    compiled = compile_outputs(spec, backend, outputs)
+    cache.store(key, compiled)
+    if not quiet and compiled.seconds > 1:
+        _notice(f"compiled {spec.label} ({backend}) in {compiled.seconds:.1f} s; cached in {cache.folder()}")
+    return NumericNetwork(spec, compiled)
+
+
+def _notice(text: str) -> None:
+    from rich.console import Console
+
+    Console(stderr=True, highlight=False).print(f"[dim]cnn-derive:[/dim] {text}")
 
 
 def evaluate(spec: NetworkSpec, case: Mapping[str, object], mean: bool = False) -> dict[str, np.ndarray]:
@@ -204,4 +339,4 @@ def evaluate(spec: NetworkSpec, case: Mapping[str, object], mean: bool = False) 
 
 from symbolic.spec import load_spec  # noqa: E402, F401 - for the doctests' namespace
 
-__all__ = ["NumericNetwork", "check_labels", "compile_network", "evaluate", "squeezed", "symbolic_outputs"]
+__all__ = ["BACKENDS", "OUTPUTS", "Compiled", "NumericNetwork", "compile_outputs", "check_labels", "compile_network", "evaluate", "pull_common_factors", "squeezed", "symbolic_outputs"]

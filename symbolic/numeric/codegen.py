@@ -86,15 +86,15 @@ class NumpyPrinter:
 def compile_program(
     inputs: Sequence[se.Symbol], steps: Sequence[Sequence[tuple[se.Symbol, se.Expr]]], outputs: Sequence[se.Expr]
 ) -> Callable[[np.ndarray], np.ndarray]:
-    """A function of a (len(inputs), batch) array returning a (len(outputs), batch) array.
+    """A function of a (batch, len(inputs)) array returning a (batch, len(outputs)) array.
 
     ``steps`` are levels of assignments (symbol, expression): each level may use the inputs
     and the symbols of earlier levels.
 
     >>> x, y, a = se.symbols("x y a")
     >>> f = compile_program([x, y], [[(a, se.Piecewise((1, se.Gt(x, 0)), (0, True)))]], [a * y + 1, se.Rational(1, 2)])
-    >>> f(np.array([[1.0, -1.0], [2.0, 3.0]])).tolist()
-    [[3.0, 1.0], [0.5, 0.5]]
+    >>> f(np.array([[1.0, 2.0], [-1.0, 3.0]])).tolist()
+    [[3.0, 0.5], [1.0, 0.5]]
     """
     names: dict = {se.sympify(s): f"_V[{i}]" for i, s in enumerate(inputs)}
     printer = NumpyPrinter(names)
@@ -127,11 +127,12 @@ def compile_program(
     body = scope["_f"]
     n_out = len(outputs)
 
-    def f(columns: np.ndarray) -> np.ndarray:
-        columns = np.ascontiguousarray(columns, dtype=np.float64)
+    def f(rows: np.ndarray) -> np.ndarray:
+        # One contiguous array per variable: numpy's fastest layout for elementwise work.
+        columns = np.ascontiguousarray(np.asarray(rows, dtype=np.float64).T)
         out = np.empty((n_out, columns.shape[1]))
         with np.errstate(all="ignore"):  # branches not taken may overflow; np.where discards them
-            return body(columns, out)
+            return body(columns, out).T
 
     return f
 

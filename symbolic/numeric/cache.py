@@ -1,0 +1,94 @@
+"""Compiled programs kept on disk, by spec and backend, so that a second process loads them.
+
+The key covers everything the program depends on: the spec (its layers, sizes, loss and tie
+convention, not its name), the backend and the outputs, the versions of Python and SymEngine,
+and the source of the ``symbolic`` package itself, so a change to any rule recompiles. The
+folder is ``$CNN_DERIVE_CACHE``, else ``$XDG_CACHE_HOME/cnn-derive``, else
+``~/.cache/cnn-derive``. A file that cannot be read is ignored (and recompiled), never trusted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import pickle
+import platform
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+
+import symengine as se
+
+from symbolic.cost import terms
+from symbolic.spec import NetworkSpec
+
+
+def folder() -> Path:
+    """Where compiled programs are kept.
+
+    >>> folder().name in ("cnn-derive",) or "CNN_DERIVE_CACHE" in os.environ
+    True
+    """
+    if os.environ.get("CNN_DERIVE_CACHE"):
+        return Path(os.environ["CNN_DERIVE_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "cnn-derive"
+
+
+@lru_cache(maxsize=1)
+def _source_digest() -> str:
+    h = hashlib.sha256()
+    root = Path(__file__).resolve().parents[1]
+    for path in sorted(root.rglob("*.py")):
+        h.update(path.relative_to(root).as_posix().encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def key(spec: NetworkSpec, backend: str, outputs: str) -> str:
+    """A file name for one compiled program.
+
+    >>> from symbolic.spec import load_spec
+    >>> key(load_spec(), "llvm", "all") == key(dataclasses.replace(load_spec(), name="other"), "llvm", "all")
+    True
+    """
+    what = dataclasses.replace(spec, name="", batch=1)
+    parts = [repr(what), repr(what.shapes), backend, outputs, platform.python_version(), se.__version__, _source_digest()]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32] + ".pickle"
+
+
+def load(name: str):  # noqa: ANN201 - returns symbolic.numeric.Compiled or None
+    """The compiled program stored under ``name``, or None."""
+    path = folder() / name
+    try:
+        with path.open("rb") as handle:
+            return pickle.load(handle)  # noqa: S301 - our own files in the user's own cache folder
+    except Exception:  # noqa: BLE001 - a missing, partial or stale file just means compiling again
+        return None
+
+
+def store(name: str, compiled: object) -> None:
+    """Keep a compiled program; a cache that cannot be written is skipped silently."""
+    try:
+        target = folder()
+        target.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=target)
+        with os.fdopen(fd, "wb") as handle:
+            pickle.dump(compiled, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, target / name)  # atomic: a concurrent reader sees the old file or the new one
+    except (OSError, pickle.PicklingError, TypeError, RecursionError):
+        return
+
+
+def estimate_slow(spec: NetworkSpec) -> bool:
+    """Whether compiling ``spec`` will likely take more than a second (to announce it first).
+
+    >>> from symbolic.spec import load_spec
+    >>> estimate_slow(load_spec())
+    False
+    """
+    return terms(spec) > 2000
+
+
+__all__ = ["estimate_slow", "folder", "key", "load", "store"]
