@@ -26,7 +26,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from symbolic.numeric import compile_network  # noqa: E402
-from symbolic.spec import load_spec, presets, seed_spec  # noqa: E402
+from symbolic.spec import load_spec, seed_spec  # noqa: E402
 
 
 def judge(name: str, ok: bool, figure: str) -> None:
@@ -246,7 +245,6 @@ def main() -> None:
             walls.append(time.perf_counter() - t0)
         wall = statistics.median(walls)
         judge("`cnn-derive eval` on one case, fresh process, <= 0.5 s", proc.returncode == 0 and wall <= 0.5, f"median {wall:.2f} s")
-    del tomllib, presets
 
 
 if __name__ == "__main__":

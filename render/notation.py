@@ -107,6 +107,16 @@ class IndexSum(sp.Function):
     i < n, ..., outermost index first (the ranges stacked under one sigma). Never evaluated."""
 
 
+class Spaced(sp.Function):
+    """A product of index symbols printed with thin spaces, s i rather than si. Never evaluated."""
+
+
+class Broken(sp.Function):
+    """lhs = rhs with the right-hand side on a line of its own: Broken(lhs, rhs)."""
+
+    nargs = 2
+
+
 class Lines(sp.Function):
     """An equation too long for one line: Lines(rhs, t1, t2, ...) is t1 + t2 + ... = rhs, one term per line."""
 

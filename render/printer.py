@@ -46,6 +46,9 @@ class CnnLatexPrinter(LatexPrinter):
             return rf"\bar{{{base[:-3]}}}_{{{sub}}}" if sub else rf"\bar{{{base[:-3]}}}"
         if sub and base in {"x", "w", "z", "a", "p", "f"}:
             return f"{base}_{{{sub}}}"
+        if not sub and base.endswith("pad") and len(base) > 3:
+            # Xpad, Gpad: the zero-padded input and upstream gradient of the general rules
+            return rf"{base[:-3]}^{{\mathrm{{pad}}}}"
         return super()._print_Symbol(expr, style=style)
 
     def _print_Relu1(self, expr, exp=None):
@@ -141,6 +144,22 @@ class CnnLatexPrinter(LatexPrinter):
         if isinstance(body, sp.Add):
             inner = rf"\left({inner}\right)"
         return rf"\sum_{{{under}}} {inner}"
+
+    def _print_Indexed(self, expr):
+        name = str(expr.base.label)
+        if name.endswith("pad") and len(name) > 3:
+            # X^pad_{c,u,v}: the superscript and the indices stacked, not one after the other
+            indices = ",".join(self._print(i) for i in expr.indices)
+            return rf"{name[:-3]}^{{\mathrm{{pad}}}}_{{{indices}}}"
+        return super()._print_Indexed(expr)
+
+    def _print_Spaced(self, expr, exp=None):
+        out = r"\,".join(self._print(a) for a in expr.args)
+        return out if exp is None else rf"\left({out}\right)^{{{exp}}}"
+
+    def _print_Broken(self, expr, exp=None):
+        lhs, rhs = (self._print(a) for a in expr.args)
+        return rf"\begin{{aligned}} & {lhs} \\ & = {rhs} \end{{aligned}}"
 
     def _print_Lines(self, expr, exp=None):
         rhs, *terms = expr.args
@@ -258,11 +277,14 @@ def to_display(expr, atoms, factor: bool = False):
 
 
 def _term_rank(term) -> tuple:
-    """Where a term goes in a tidy sum: positive before negative, symbols before products, numbers last."""
+    """Where a term goes in a tidy sum: positive before negative, symbols before products, sums after
+    the rest, numbers last."""
+    from render.notation import IndexSum
+
     coeff, rest = term.as_coeff_Mul()
     if rest == 1:
-        return (2, 0, "")
-    return (int(bool(coeff.is_negative)), len(sp.Mul.make_args(rest)), sp.default_sort_key(rest))
+        return (2, 0, 0, "")
+    return (int(bool(coeff.is_negative)), int(rest.has(sp.Sum, IndexSum)), len(sp.Mul.make_args(rest)), sp.default_sort_key(rest))
 
 
 def _tidy_add(expr):

@@ -27,6 +27,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import TextIO
 
@@ -50,7 +51,7 @@ class Batch:
     shapes its parameters were written in (the output repeats that layout). ``lines``: each
     case's line number in a JSON Lines file (None for ``.npz``, where cases are rows).
 
-    >>> b = load_batch("-", None, text='{"X": [[1, 2], [3, 4]], "W1": 1, "B1": 0, "W2": [5], "B2": 0, "Y": 0}')
+    >>> b = load_batch("-", None, text='{"X": [[1, 2], [3, 4]], "W1": [[1]], "B1": 0, "W2": [5], "B2": 0, "Y": 0}')
     >>> len(b), b.spec.input, b.arrays["W1"].shape, b.where(0)
     (1, (1, 2, 2), (1, 1, 1, 1, 1), 'stdin line 1')
     """
@@ -133,9 +134,13 @@ def _load_jsonl(text: str, source: str, spec: NetworkSpec | None, quiet: bool) -
     assert spec is not None
     arrays = {k: np.stack(column) for k, column in columns.items()}
     lines = tuple(i for i, _ in numbered)
+    # The fast path leaves these checks to here; the first bad line gets its own message.
+    finite = np.logical_and.reduce([np.isfinite(a).reshape(len(lines), -1).all(axis=1) for a in arrays.values()])
+    for row in np.flatnonzero(~finite)[:1]:
+        slow(*numbered[row])
     try:
         check_labels(spec, arrays["Y"])
-    except CaseError:  # the fast path leaves labels to here; the first bad line gets its own message
+    except CaseError:
         for row, (i, line) in enumerate(numbered):
             try:
                 check_labels(spec, arrays["Y"][row])
@@ -150,6 +155,7 @@ class _Slow(Exception):
 
 
 _NUMBERS = {int, float}
+_FITS: dict = {}  # (written shape, full shape) -> whether they differ only by axes of length 1
 
 
 def _unique_keys(pairs: list) -> dict:
@@ -168,8 +174,9 @@ def _fast_case(line: str, shapes: dict) -> tuple[dict, dict] | None:
 
     Accepts only what `parse_case` accepts, and gives the same arrays: an object with exactly
     the expected keys, each a number or a rectangular list of ints and floats (no booleans,
-    strings, nulls or constants), finite, in a layout that differs from the full one by axes of
-    length 1. Labels are checked for the whole batch at once afterwards. Anything else (even if
+    strings, nulls or constants), in a layout that differs from the full one by axes of
+    length 1. Finiteness (1e400 reads as infinity) and labels are checked for the whole batch
+    at once afterwards. Anything else (even if
     valid) goes the slow way, which also words the message.
     """
     try:
@@ -191,7 +198,10 @@ def _fast_case(line: str, shapes: dict) -> tuple[dict, dict] | None:
                 arr = cells.astype(np.float64)
             else:
                 return None
-            if not np.isfinite(arr).all() or squeezed(arr.shape) != squeezed(full):
+            fits = _FITS.get((arr.shape, full))
+            if fits is None:
+                fits = _FITS[(arr.shape, full)] = squeezed(arr.shape) == squeezed(full)
+            if not fits:
                 return None
             arrays[key], given[key] = arr.reshape(full), arr.shape
     except (OverflowError, ValueError, TypeError):  # an int too large for a float, ...
@@ -318,7 +328,7 @@ def evaluate_batch(batch: Batch, quiet: bool = True) -> dict[str, np.ndarray]:
     is named by its line (or row). ``quiet`` False shows progress for large batches and the
     compiler's notices on stderr.
 
-    >>> b = load_batch("-", None, text='{"X": [[1, 2], [3, 4]], "W1": 1, "B1": 0, "W2": [5], "B2": 0, "Y": 0}')
+    >>> b = load_batch("-", None, text='{"X": [[1, 2], [3, 4]], "W1": [[1]], "B1": 0, "W2": [5], "B2": 0, "Y": 0}')
     >>> out = evaluate_batch(b); round(float(out["L"][0]), 6), out["dL/dW1"].shape
     (20.0, (1, 1, 1, 1, 1))
     """
@@ -340,7 +350,9 @@ def evaluate_batch(batch: Batch, quiet: bool = True) -> dict[str, np.ndarray]:
 def _call(net, batch: Batch, start: int, stop: int) -> dict:
     args = batch.rows(start, stop)
     try:
-        return net(args.pop("X"), args.pop("Y"), **args)
+        out = net(args.pop("X"), args.pop("Y"), **args)
+        # A batch of one comes back without its batch axis (the network reads it as one case).
+        return {k: v.reshape((stop - start, *net.shapes[k])) for k, v in out.items()}
     except CaseError as err:
         if stop - start == 1:
             raise CaseError(f"{batch.where(start)}: {err}") from None
@@ -353,11 +365,11 @@ def _call(net, batch: Batch, start: int, stop: int) -> dict:
 def case_json(spec: NetworkSpec, outputs: dict, i: int, given: dict) -> dict:
     """Case ``i``'s output object, exactly as `eval` prints it for that case alone.
 
-    >>> b = load_batch("-", None, text='{"X": [[1, 2], [3, 4]], "W1": 1, "B1": 0, "W2": [5], "B2": 0, "Y": 0}')
-    >>> case_json(b.spec, evaluate_batch(b), 0, b.given[0])["dL/dB1"]
-    5.0
+    >>> b = load_batch("-", None, text='{"X": [[1, 2], [3, 4]], "W1": [[1]], "B1": 0, "W2": [5], "B2": 0, "Y": 0}')
+    >>> out = case_json(b.spec, evaluate_batch(b), 0, b.given[0]); list(out), round(out["dL/dB1"], 6)
+    (['L', 'A2', 'dL/dW1', 'dL/dB1', 'dL/dW2', 'dL/dB2'], 5.0)
     """
-    pred = spec.stages[-2]
+    pred = _prediction(spec)
     result: dict = {"L": float(outputs["L"][i])}
     p = np.asarray(outputs[pred][i], dtype=float)
     result[pred] = float(p.reshape(())) if p.size == 1 else p.tolist()
@@ -367,12 +379,17 @@ def case_json(spec: NetworkSpec, outputs: dict, i: int, given: dict) -> dict:
     return result
 
 
+@lru_cache(maxsize=64)
+def _prediction(spec: NetworkSpec) -> str:
+    return spec.stages[-2]
+
+
 def format_batch(batch: Batch, outputs: dict) -> Iterator[str]:
     """One JSON line (no newline) per case, in order.
 
-    >>> b = load_batch("-", None, text='{"X": [[1, 2], [3, 4]], "W1": 1, "B1": 0, "W2": [5], "B2": 0, "Y": 0}')
-    >>> next(format_batch(b, evaluate_batch(b)))[:22]
-    '{"L": 20.0, "A2": 0.99'
+    >>> b = load_batch("-", None, text='{"X": [[1, 2], [3, 4]], "W1": [[1]], "B1": 0, "W2": [5], "B2": 0, "Y": 0}')
+    >>> next(format_batch(b, evaluate_batch(b)))[:12]
+    '{"L": 20.000'
     """
     for i in range(len(batch)):
         yield json.dumps(case_json(batch.spec, outputs, i, batch.given[i]))

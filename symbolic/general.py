@@ -1162,24 +1162,26 @@ def _prove_index(rule: GeneralRule) -> tuple[bool, list[sp.Basic]]:
         out = spec.forward.lhs
         s_expr = Sum(gbar[out.indices] * fwd, *[(i, 0, r - 1) for i, r in zip(out.indices, spec.out_ranges)][::-1])
     s_expr = _rename_bound(s_expr, free)
-    steps.append(Eq(S_sym, s_expr))
+    # Every step is recorded unevaluated: Eq(a, b) would ask SymPy's assumptions whether two sums
+    # are equal (seconds per proof) only to keep the same Eq; the proof is the reduction below.
+    steps.append(Eq(S_sym, s_expr, evaluate=False))
     lhs = Derivative(S_sym, spec.wrt, evaluate=False)
     d = sp.diff(s_expr, spec.wrt)
-    steps.append(Eq(lhs, d))
+    steps.append(Eq(lhs, d, evaluate=False))
     trail: list[Expr] = []
     brute = _reduce(d, slack, trail)
-    steps.extend(Eq(lhs, t) for t in trail)
+    steps.extend(Eq(lhs, t, evaluate=False) for t in trail)
     if spec.post is not None:
         posted = _to_expr(brute)
         brute = _reduce(spec.post(posted), slack, [])
-        steps.append(Eq(lhs, _to_expr(brute)))
+        steps.append(Eq(lhs, _to_expr(brute), evaluate=False))
     steps.append(rule.statement)
     rhs = _expand_defs(rule.statement.rhs, proof_defs)
     if rhs != rule.statement.rhs:
-        steps.append(Eq(rule.statement.rhs, rhs))
+        steps.append(Eq(rule.statement.rhs, rhs, evaluate=False))
     rtrail: list[Expr] = []
     ruled = _reduce(rhs, slack, rtrail)
-    steps.extend(Eq(rule.statement.rhs, t) for t in rtrail)
+    steps.extend(Eq(rule.statement.rhs, t, evaluate=False) for t in rtrail)
     ok = _same(brute, ruled)
     diff = _to_expr(brute) - _to_expr(ruled)
     # The two sides differ at most in the order of summation (lemma finite_sums), so the

@@ -52,47 +52,98 @@ def _to_sympy(expr: se.Expr) -> sp.Expr:
 
 
 def _equal_logs(a: sp.Expr, b: sp.Expr, z: sp.Symbol) -> bool:
-    """a = b for log-type expressions in z: exp of both agree as rational functions of exp(z)."""
+    """a = b for expressions in z built from log and exp: with t = e^z both become functions of
+    t whose derivatives are rational, so ``cancel`` decides their equality exactly, and equal
+    derivatives plus equal values at t = 1 (z = 0) make equal functions."""
     t = sp.Symbol("t", positive=True)
-    ea = sp.expand(sp.simplify(sp.exp(a))).subs(sp.exp(z), t).subs(sp.exp(-z), 1 / t)
-    eb = sp.expand(sp.simplify(sp.exp(b))).subs(sp.exp(z), t).subs(sp.exp(-z), 1 / t)
-    return sp.cancel(ea - eb) == 0
+    at = {z: sp.log(t)}
+    fa, fb = sp.expand_log(a.subs(at), force=True), sp.expand_log(b.subs(at), force=True)
+    same_slope = sp.cancel(sp.diff(fa, t) - sp.diff(fb, t)) == 0
+    same_start = sp.expand(sp.expand_log(fa.subs(t, 1) - fb.subs(t, 1), force=True)) == 0
+    return bool(same_slope and same_start)
+
+
+def _rational_in_exp(expr: sp.Expr, zs: list) -> bool:
+    """expr = 0 exactly, for an expression rational in e^z: with t = e^z, ``cancel`` decides it."""
+    ts = [sp.Symbol(f"t{i}", positive=True) for i in range(len(zs))]
+    rational = expr.subs({z: sp.log(t) for z, t in zip(zs, ts)})
+    return sp.cancel(sp.expand(rational)) == 0
 
 
 # -- the derivative table -----------------------------------------------------------------------
 
 
+_DEFINED = {
+    "sigmoid": lambda a: 1 / (1 + sp.exp(-a[0])),
+    "softplus": lambda a: sp.log(1 + sp.exp(a[0])),
+    "tanh": lambda a: (sp.exp(a[0]) - sp.exp(-a[0])) / (sp.exp(a[0]) + sp.exp(-a[0])),
+    "softmax": None,  # filled per position below
+}
+
+
+def _table_entry(atoms: Atoms, expr: se.Expr) -> sp.Expr:
+    """What the atoms' derivative table makes of ``expr``, with every atom by its mathematical definition."""
+    canon = sp.sympify(atoms.canon(expr))
+    defs = {}
+    for sym, atom in atoms.by_symbol.items():
+        args = [sp.sympify(a) for a in atom.args]
+        if atom.kind == "softmax":
+            defs[sp.sympify(sym)] = sp.exp(args[atom.position]) / sp.Add(*[sp.exp(x) for x in args])
+        elif atom.kind in _DEFINED:
+            defs[sp.sympify(sym)] = _DEFINED[atom.kind](args)
+    return canon.subs(defs)
+
+
 def softplus_derivative() -> bool:
-    """d/dz log(1 + e^z) = 1 / (1 + e^-z), the sigmoid.
+    """The table's softplus′ (the sigmoid atom) is d/dz log(1 + e^z).
 
     >>> softplus_derivative()
     True
     """
-    z = sp.Symbol("z", real=True)
-    return sp.simplify(sp.diff(sp.log(1 + sp.exp(z)), z) - 1 / (1 + sp.exp(-z))) == 0
+    from symbolic.functions import softplus
+
+    z = se.Symbol("z")
+    atoms = Atoms()
+    atoms.unary("sigmoid", z, "s")
+    atoms.unary("softplus", z, "p")
+    table = _table_entry(atoms, softplus(z).diff(z))
+    zz = sp.Symbol("z")
+    return _rational_in_exp(table - sp.diff(sp.log(1 + sp.exp(zz)), zz), [zz])
 
 
 def sigmoid_derivative() -> bool:
-    """σ' = σ (1 − σ) for σ(z) = 1 / (1 + e^-z).
+    """The table's σ′ (σ(1 − σ) in the sigmoid atom) is d/dz of σ(z) = 1 / (1 + e^-z).
 
     >>> sigmoid_derivative()
     True
     """
-    z = sp.Symbol("z", real=True)
-    s = 1 / (1 + sp.exp(-z))
-    return sp.simplify(sp.diff(s, z) - s * (1 - s)) == 0
+    from symbolic.functions import sigmoid
+
+    z = se.Symbol("z")
+    atoms = Atoms()
+    atoms.unary("sigmoid", z, "s")
+    table = _table_entry(atoms, sigmoid(z).diff(z))
+    zz = sp.Symbol("z")
+    return _rational_in_exp(table - sp.diff(1 / (1 + sp.exp(-zz)), zz), [zz])
 
 
 def lse_derivative(m: int = 3) -> bool:
-    """∂/∂z_k log Σ_j e^{z_j} = e^{z_k} / Σ_j e^{z_j}, softmax, for every k (here m = 3 logits; the proof
-    does not depend on m: each partial derivative touches one term of the sum).
+    """The table's ∂lse/∂z_k (the softmax atom k) is ∂/∂z_k log Σ_j e^{z_j}, for every k (here m = 3
+    logits; the argument does not depend on m: each partial derivative touches one term of the sum).
 
     >>> lse_derivative()
     True
     """
-    z = sp.symbols(f"z1:{m + 1}", real=True)
-    total = sp.Add(*[sp.exp(x) for x in z])
-    return all(sp.simplify(sp.diff(sp.log(total), zk) - sp.exp(zk) / total) == 0 for zk in z)
+    from symbolic.functions import lse
+
+    z = [se.Symbol(f"z{k}") for k in range(m)]
+    atoms = Atoms()
+    atoms.softmax(z, [f"a{k}" for k in range(m)], "L")
+    zs = [sp.Symbol(f"z{k}") for k in range(m)]
+    total = sp.Add(*[sp.exp(x) for x in zs])
+    return all(
+        _rational_in_exp(_table_entry(atoms, lse(*z).diff(zk)) - sp.diff(sp.log(total), zz), zs) for zk, zz in zip(z, zs)
+    )
 
 
 def tanh_derivative() -> bool:
@@ -101,9 +152,9 @@ def tanh_derivative() -> bool:
     >>> tanh_derivative()
     True
     """
-    z = sp.Symbol("z", real=True)
+    z = sp.Symbol("z")
     t = (sp.exp(z) - sp.exp(-z)) / (sp.exp(z) + sp.exp(-z))
-    return sp.simplify(sp.diff(t, z) - (1 - t**2)) == 0 and se.tanh(se.Symbol("z")).diff(se.Symbol("z")) == 1 - se.tanh(se.Symbol("z")) ** 2
+    return _rational_in_exp(sp.diff(t, z) - (1 - t**2), [z]) and se.tanh(se.Symbol("z")).diff(se.Symbol("z")) == 1 - se.tanh(se.Symbol("z")) ** 2
 
 
 # -- the losses the network builds, and their stable forms ------------------------------------------

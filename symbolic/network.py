@@ -8,7 +8,9 @@ as a function of A1, whose brute-force gradient is dL/dA1.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 import symengine as se
@@ -33,14 +35,17 @@ def named(base: str, shape: tuple[int, ...], scalar: str | None = None) -> Array
 
 def label_of(base: str, idx: tuple[int, ...], shape: tuple[int, ...], scalar: str | None = None) -> str:
     """The name of one entry (see ``names.entry_name``); a one-entry array is ``scalar``."""
-    if scalar is not None and int(np.prod(shape, dtype=int)) == 1:
+    if scalar is not None and math.prod(shape) == 1:
         return scalar
     return entry_name(base, idx, shape)
 
 
+@lru_cache(maxsize=512)
 def labels(base: str, shape: tuple[int, ...], scalar: str | None = None) -> Array:
-    """Entry names as strings, shaped like the stage."""
-    return obj(shape, lambda *i: label_of(base, i, shape, scalar))
+    """Entry names as strings, shaped like the stage (cached: every build of a spec names the same entries)."""
+    out = obj(shape, lambda *i: label_of(base, i, shape, scalar))
+    out.flags.writeable = False
+    return out
 
 
 def make_layers(spec: NetworkSpec) -> tuple[list[Layer], Loss]:

@@ -31,6 +31,7 @@ import numpy as np
 import symengine as se
 
 from symbolic.atoms import Atoms, is_zero
+from symbolic.cost import terms
 from symbolic.layers import Context, Layer, Loss, MaxPool, obj
 from symbolic.lemmas import (
     activation_convention,
@@ -49,6 +50,7 @@ Failures = tuple
 END_TO_END = ("auto", "all", "none")
 # entries × tree size of L up to which "auto" runs an end-to-end proof: about half a second
 AUTO_BUDGET = 2_000_000
+AUTO_TERMS = 3_000  # networks up to this many symbolic terms (cost.terms) are considered at all
 # The lecture's letters for the seed's rules, by (layer kind, rule key).
 SEED_LETTERS = {
     ("bce", "input"): "a",
@@ -349,6 +351,8 @@ def rules_for(spec: NetworkSpec, end_to_end: str = "auto") -> list[Rule]:
     if end_to_end not in END_TO_END:
         raise ValueError(end_to_end)
     layers, loss = make_layers(spec)
+    # Past a few thousand terms even measuring the cost of an end-to-end proof takes seconds.
+    small = terms(spec) <= AUTO_TERMS
     is_seed = tuple(la.type for la in spec.layers) == SEED_KINDS and spec.loss == "bce" and spec.batch == 1
     out: list[Rule] = []
     for layer in [loss, *reversed(layers)]:
@@ -359,7 +363,7 @@ def rules_for(spec: NetworkSpec, end_to_end: str = "auto") -> list[Rule]:
             proofs: list = [lambda i=index, k=st.key: local_proof(spec, i, k)]
             methods = ["local"]
             stage = layer.names["in"]
-            if end_to_end != "none" and not (isinstance(layer, Loss) and stage == "X"):
+            if end_to_end == "all" or (end_to_end == "auto" and small and not (isinstance(layer, Loss) and stage == "X")):
                 entries = (spec.batch * int(np.prod(layer.in_shape))) if st.key == "input" else int(np.prod(spec.param_shapes[target]))
                 if end_to_end == "all" or end_to_end_cost(spec, stage, entries) <= AUTO_BUDGET:
                     proofs.append(lambda s=stage, t=target: end_to_end_proof(spec, s, t))
@@ -372,7 +376,7 @@ def rules_for(spec: NetworkSpec, end_to_end: str = "auto") -> list[Rule]:
         and layers[0].kind == "conv2d"
         and (
             end_to_end == "all"
-            or (end_to_end == "auto" and end_to_end_cost(spec, "X", int(np.prod(spec.param_shapes["W1"]))) <= AUTO_BUDGET)
+            or (end_to_end == "auto" and small and end_to_end_cost(spec, "X", int(np.prod(spec.param_shapes["W1"]))) <= AUTO_BUDGET)
         )
     ):
         w = layers[0].names["W"]

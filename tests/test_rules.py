@@ -340,3 +340,21 @@ def test_seed_entries_keep_the_lecture_names():
         "B_2"
     ]
     assert str(net.stages["X"][0, 0, 1, 2]) == "x_23"
+
+
+def test_a_wrong_derivative_table_fails_its_lemma(monkeypatch):
+    # A table that says sigmoid' = s (1 + s) would still "prove" the sigmoid layer's rule (both
+    # sides read the same table); the lemma compares the table with SymPy's own derivative.
+    real = atoms_mod.Atoms._derivative
+
+    def wrong(self, expr):
+        out = real(self, expr)
+        f = expr.args[0].args[0] if isinstance(expr, se.Subs) else expr.args[0]
+        if isinstance(f, se.FunctionSymbol) and f.get_name() == "sigmoid":
+            s = self.lookup("sigmoid", f.args if not isinstance(expr, se.Subs) else (expr.args[2],))
+            return s * (1 + s)
+        return out
+
+    monkeypatch.setattr(atoms_mod.Atoms, "_derivative", wrong)
+    failed = _failed(load_spec(), end_to_end="none")
+    assert "lemma: σ′ = σ(1 − σ)" in failed
