@@ -313,14 +313,18 @@ def parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--spec", default=None, help="a preset name or a TOML spec file with an 8×8 input; default: the seed at n = 8, k = 3")
     t.add_argument(
-        "--digits", type=int, nargs="+", metavar="D", default=None,
+        "--digits",
+        type=int,
+        nargs="+",
+        metavar="D",
+        default=None,
         help=f"the digits to tell apart: two for bce (label 1 for the second; default {' '.join(map(str, tr.DEFAULT_DIGITS))}), "
         "one per output unit for softmax_ce (default all ten)",
     )
     t.add_argument("--steps", type=int, default=tr.DEFAULT_STEPS, help=f"SGD steps (default {tr.DEFAULT_STEPS})")
     t.add_argument("--lr", type=float, default=tr.DEFAULT_LR, help=f"learning rate (default {tr.DEFAULT_LR})")
     t.add_argument("--batch-size", type=int, default=tr.DEFAULT_BATCH_SIZE, help=f"images per step (default {tr.DEFAULT_BATCH_SIZE})")
-    t.add_argument("--seed", type=int, default=0, help="seed of the initial parameters, the held-out split and the sample order (default 0)")
+    t.add_argument("--seed", type=int, default=0, help="seed of the initial parameters, the held-out split and the order of the images")
     t.add_argument("--out", default=None, help="output folder for log.json and training.png (default output/train-<spec name>)")
     t.add_argument("--quiet", action="store_true", help="no progress on stderr")
     t.set_defaults(func=cmd_train)

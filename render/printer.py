@@ -12,6 +12,7 @@ from sympy.printing.latex import LatexPrinter
 from sympy.printing.str import StrPrinter
 
 from render.notation import Relu1, Sigma, Softplus, Wins  # noqa: F401 (display objects printed here)
+from symbolic.names import latex_entry, split_entry, text_entry
 
 _RELATIONS = {sp.LessThan: r"\le", sp.StrictLessThan: "<", sp.GreaterThan: r"\ge", sp.StrictGreaterThan: ">", sp.Equality: "="}
 
@@ -30,7 +31,7 @@ class CnnLatexPrinter(LatexPrinter):
     'w^{(2)}_{3}'
     """
 
-    _default_settings = {**LatexPrinter._default_settings, "one": r"\mathbb{1}"}
+    _default_settings = {**LatexPrinter._default_settings, "one": r"\mathbb{1}", "name_map": None}
 
     def __init__(self, settings=None):
         settings = dict(settings or {})
@@ -38,9 +39,12 @@ class CnnLatexPrinter(LatexPrinter):
         super().__init__(settings)
 
     def _print_Symbol(self, expr, style="plain"):
+        # The name map (``symbolic.names.latex_entry`` unless the caller gives one) decides first.
+        name_map = self._settings["name_map"] or latex_entry
+        shown = name_map(expr.name)
+        if shown is not None:
+            return shown
         base, sub = _split(expr.name)
-        if base == "w2" and sub:
-            return f"w^{{(2)}}_{{{sub}}}"
         if base.endswith("bar") and len(base) > 3:
             # fbar_1 is dL/df_1, the gradient arriving at f_1 from above
             return rf"\bar{{{base[:-3]}}}_{{{sub}}}" if sub else rf"\bar{{{base[:-3]}}}"
@@ -183,16 +187,17 @@ class CnnTextPrinter(StrPrinter):
     'W2_1*[a_12 -> p_11]'
     """
 
+    _default_settings = {**StrPrinter._default_settings, "name_map": None}
+
     def __init__(self, settings=None):
         settings = dict(settings or {})
         settings.setdefault("order", "none")
         super().__init__(settings)
 
     def _print_Symbol(self, expr):
-        base, sub = _split(expr.name)
-        if base == "w2" and sub:
-            return f"W2_{sub}"
-        return expr.name
+        name_map = self._settings["name_map"] or text_entry
+        shown = name_map(expr.name)
+        return shown if shown is not None else expr.name
 
     def _print_Relu1(self, expr):
         return f"[{self._print(expr.args[0])} > 0]"
@@ -228,18 +233,19 @@ def display_map(atoms) -> dict:
         elif atom.kind == "sigmoid":
             out[str(sym)] = sp.Symbol(atom.label[0])
         elif atom.kind == "softplus":
-            # The atom is labelled with the prediction; its argument is Z2 itself only when the
-            # build starts there, and the lecture calls it Z_2 either way.
-            arg = atom.args[0]
-            out[str(sym)] = Softplus(sp.Symbol(str(arg)) if getattr(arg, "is_Symbol", False) else sp.Symbol("Z_2"))
+            out[str(sym)] = Softplus(sp.Symbol(atom.label[0]))  # labelled with its argument, Z_2 for the seed
     return out
 
 
-def _factor_rank(f) -> tuple:
+def _predictions(atoms) -> set:
+    return {sp.Symbol(a.label[0]) for a in atoms.by_symbol.values() if a.kind in ("sigmoid", "softmax")}
+
+
+def _factor_rank(f, predictions: set = frozenset()) -> tuple:
     """Chain-rule order for the factors of one term: loss, dense, pool, ReLU, then inputs."""
-    if f.has(sp.Symbol("A_2")):
+    if any(f.has(p) for p in predictions):
         return (0, "")
-    if isinstance(f, sp.Symbol) and f.name.startswith("w2_"):
+    if isinstance(f, sp.Symbol) and split_entry(f.name)[0] == "w" and split_entry(f.name)[1] >= 2:
         return (1, f.name)
     if isinstance(f, Wins):
         return (2, "")
@@ -255,21 +261,21 @@ def to_display(expr, atoms, factor: bool = False):
     """
     e = sp.sympify(expr)
     dmap = display_map(atoms)
+    predictions = _predictions(atoms)
     e = e.xreplace({s: dmap[s.name] for s in e.free_symbols if s.name in dmap})
     if factor:
         # factor_terms pulls out what the monomials share, e.g. (A2 - Y); full factor() is slow.
         e = sp.factor_terms(e)
         if isinstance(e, sp.Mul):
             coeff, factors = e.as_coeff_mul()
-            a2 = sp.Symbol("A_2")
             # factor() writes A2 - y as -(y - A2); the lecture's (A2 - y) reads better.
             flipped = []
             for f in factors:
-                if isinstance(f, sp.Add) and f.coeff(a2).is_negative:
+                if isinstance(f, sp.Add) and any(f.coeff(p).is_negative for p in predictions):
                     f, coeff = -f, -coeff
                 flipped.append(f)
             factors = flipped
-            ordered = sorted(factors, key=_factor_rank)
+            ordered = sorted(factors, key=lambda f: _factor_rank(f, predictions))
             if coeff != 1:
                 ordered.insert(0, coeff)
             e = sp.Mul(*ordered, evaluate=False)

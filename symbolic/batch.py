@@ -267,10 +267,11 @@ def _load_npz(path: str, spec: NetworkSpec | None) -> Batch:
             shared.add(name)
         else:
             share = "" if name in ("X", "Y") else f", or {_fmt(full)} shared by every case"
-            raise CaseError(
-                f"{path}: {name}: expected {n}×{_fmt(full)} (a leading batch axis of {n} cases, as X has, "
-                f"then {_fmt(full)}{_short(full)}){share}; got shape {_fmt(arr.shape)}"
-            )
+            if full:
+                each = f"{n}×{_fmt(full)} (a leading batch axis of {n} cases, as X has, then {_fmt(full)}{_short(full)})"
+            else:
+                each = f"{n} numbers (one per case, as X has)"
+            raise CaseError(f"{path}: {name}: expected {each}{share}; got shape {arr.shape}")
         bad = ~np.isfinite(arrays[name])
         if bad.any():
             value = arrays[name][bad].ravel()[0]
@@ -435,4 +436,3 @@ def _progress(total: int, quiet: bool, what: str) -> Iterator[Callable[[int], No
 
 
 __all__ = ["CHUNK", "PROGRESS_MIN", "Batch", "case_json", "evaluate_batch", "format_batch", "load_batch", "run_batch"]
-

@@ -108,6 +108,44 @@ def tex_name(name: str) -> str:
     return f"{head}_{{{rest}}}" if rest else head
 
 
+def split_entry(name: str) -> tuple[str, int, str]:
+    """An entry name's letters, layer number (1 when it has none) and index.
+
+    >>> split_entry("w2_3"), split_entry("x_1,12"), split_entry("B_1")
+    (('w', 2, '3'), ('x', 1, '1,12'), ('B', 1, '1'))
+    """
+    base, _, sub = name.partition("_")
+    letters = base.rstrip("0123456789")
+    digits = base[len(letters) :]
+    return letters, int(digits) if digits else 1, sub
+
+
+def latex_entry(name: str) -> str | None:
+    """An entry of layer t >= 2 in LaTeX, the layer as a superscript: ``w2_3`` is ``w^{(2)}_{3}``.
+
+    None for names the rule does not cover (the printer's own rules apply).
+
+    >>> latex_entry("w2_3"), latex_entry("z3_1,2"), latex_entry("w_11")
+    ('w^{(2)}_{3}', 'z^{(3)}_{1,2}', None)
+    """
+    letters, t, sub = split_entry(name)
+    if t < 2 or not sub or not letters.islower():
+        return None
+    return f"{letters}^{{({t})}}_{{{sub}}}"
+
+
+def text_entry(name: str) -> str | None:
+    """An entry of layer t >= 2 in plain text: ``w2_3`` is ``W2_3`` (the parameter, then the index).
+
+    >>> text_entry("w2_3"), text_entry("w_11")
+    ('W2_3', None)
+    """
+    letters, t, sub = split_entry(name)
+    if t < 2 or not sub or letters != "w":
+        return None
+    return f"W{t}_{sub}"
+
+
 def grad_key(name: str) -> str:
     """The key of a gradient in every output: ``dL/dW1``.
 
@@ -162,6 +200,9 @@ __all__ = [
     "bias_base",
     "entry_name",
     "grad_key",
+    "latex_entry",
+    "split_entry",
+    "text_entry",
     "param_names",
     "scalar_name",
     "stage_base",

@@ -228,24 +228,39 @@ def test_case_and_batch_are_exclusive(capsys, tmp_path):
 
 
 # Lines that take the fast reader's "ask the slow path" branches, valid and not.
+def seed_line(**changes: str) -> str:
+    fields = {
+        "X": json.dumps([[1, 0, 1, 0, 1, 0]] * 6),
+        "W1": "[[1, 0, 0], [0, 1, 0], [0, 0, 1]]",
+        "B1": "0",
+        "W2": "[1, 2, 3, 4]",
+        "B2": "0",
+        "Y": "1",
+    }
+    fields.update(changes)
+    return "{" + ", ".join(f'"{k}": {v}' for k, v in fields.items()) + "}"
+
+
 TRICKY = [
     '{"X": 1}',
     '{"X": [[0]], "X": 1}',
-    '{"X": true, "W1": 0, "B1": 0, "W2": 0, "B2": 0, "Y": 0}',
-    '{"X": Infinity, "W1": 0, "B1": 0, "W2": 0, "B2": 0, "Y": 0}',
-    '{"X": 1e400, "W1": [[1]], "B1": 0, "W2": [1, 1, 1, 1], "B2": 0, "Y": 0}',
-    '{"X": ' + "9" * 400 + ', "W1": [[1]], "B1": 0, "W2": [1, 1, 1, 1], "B2": 0, "Y": 0}',
-    '{"X": [[1, 2], [3]], "W1": 0, "B1": 0, "W2": 0, "B2": 0, "Y": 0}',
-    '{"X": [], "W1": 0, "B1": 0, "W2": 0, "B2": 0, "Y": 0}',
-    '{"X": [[1, "2"]], "W1": 0, "B1": 0, "W2": 0, "B2": 0, "Y": 0}',
-    '{"X": [[1, null]], "W1": 0, "B1": 0, "W2": 0, "B2": 0, "Y": 0}',
-    '{"X": [[1, {"a": 1}]], "W1": 0, "B1": 0, "W2": 0, "B2": 0, "Y": 0}',
-    '{"X": {"a": 1}, "W1": 0, "B1": 0, "W2": 0, "B2": 0, "Y": 0}',
-    '{"X": [[[[' + "0, " * 35 + '0]]]], "W1": [[[[1, 0, 0], [0, 1, 0], [0, 0, 1]]]], "B1": [0], "W2": [[1, 2, 3, 4]], "B2": [[0]], "Y": [1]}',
-    '{"X": [' + ", ".join(["[1, 0, 1, 0, 1, 0]"] * 6) + '], "W1": [[1, 0, 0], [0, 1, 0], [0, 0, 1]], "B1": 0, "W2": [1, 2, 3, 4], "B2": 0, "Y": 1.5}',
-    '{"X": [' + ", ".join(["[1, 0, 1, 0, 1, 0]"] * 6) + '], "W1": [[1, 0, 0], [0, 1, 0], [0, 0, 1]], "B1": 0, "W2": [1, 2, 3], "B2": 0, "Y": 1}',
-    '{"X": [' + ", ".join(["[1, 0, 1, 0, 1, 0]"] * 6) + '], "W1": [[1, 0, 0], [0, 1, 0], [0, 0, 1]], "B1": 0, "W2": [1, 2, 3, 4], "B2": 0, "Y": 1, "Q": 0}',
-    '{"X": [' + ", ".join(["[1, 0, 1, 0, 1, 0]"] * 6) + '], "W1": [[1, 0, 0], [0, 1, 0], [0, 0, 1]], "B1": [[0.5]], "W2": [1, 2, 3, 4], "B2": 0, "Y": 1}',
+    seed_line(X="true"),
+    seed_line(X="Infinity"),
+    seed_line(X="1e400"),
+    seed_line(B1="9" * 400),
+    seed_line(X="[[1, 2], [3]]"),
+    seed_line(X="[]"),
+    seed_line(W2='[1, 2, 3, "4"]'),
+    seed_line(W2="[1, 2, 3, null]"),
+    seed_line(W2='[1, 2, 3, {"a": 1}]'),
+    seed_line(W2='{"a": 1}'),
+    seed_line(
+        X=json.dumps([[[[0] * 6] * 6]]), W1="[[[[1, 0, 0], [0, 1, 0], [0, 0, 1]]]]", B1="[0]", W2="[[1, 2, 3, 4]]", B2="[[0]]", Y="[1]"
+    ),
+    seed_line(Y="1.5"),
+    seed_line(W2="[1, 2, 3]"),
+    seed_line(Q="0"),
+    seed_line(B1="[[0.5]]"),
 ]
 
 
@@ -274,7 +289,14 @@ def test_fast_reader_agrees_with_the_single_case_checks(line, tmp_path):
 # --------------------------------------------------------------------------------------------
 def npz(tmp_path, **changes) -> str:
     rng = np.random.default_rng(2)
-    arrays = {"X": rng.normal(size=(4, 6, 6)), "W1": rng.normal(size=(4, 3, 3)), "B1": np.zeros(4), "W2": rng.normal(size=(4, 4)), "B2": 0.0, "Y": np.ones(4)}
+    arrays = {
+        "X": rng.normal(size=(4, 6, 6)),
+        "W1": rng.normal(size=(4, 3, 3)),
+        "B1": np.zeros(4),
+        "W2": rng.normal(size=(4, 4)),
+        "B2": 0.0,
+        "Y": np.ones(4),
+    }
     arrays.update(changes)
     path = tmp_path / "batch.npz"
     np.savez(path, **{k: v for k, v in arrays.items() if v is not None})
@@ -284,8 +306,11 @@ def npz(tmp_path, **changes) -> str:
 @pytest.mark.parametrize(
     "changes, expected",
     [
-        ({"W1": np.zeros((3, 3, 2))}, ": W1: expected 4×1×1×3×3 (a leading batch axis of 4 cases, as X has, then 1×1×3×3 or 3×3), or 1×1×3×3 shared"),
-        ({"Y": np.ones(3)}, ": Y: expected 4×a number (a leading batch axis of 4 cases"),
+        (
+            {"W1": np.zeros((3, 3, 2))},
+            ": W1: expected 4×1×1×3×3 (a leading batch axis of 4 cases, as X has, then 1×1×3×3 or 3×3), or 1×1×3×3 shared",
+        ),
+        ({"Y": np.ones(3)}, ": Y: expected 4 numbers (one per case, as X has); got shape (3,)"),
         ({"X": np.zeros((6, 6))}, ": X: expected N×n×n for the seed"),
         ({"Y": None}, ": Y: missing"),
         ({"Q": np.zeros(4)}, ": Q: unknown array; expected only X, W1, B1, W2, B2, Y"),

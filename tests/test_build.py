@@ -20,7 +20,9 @@ import render.document
 import render.pdf
 from render.build import build_handout_files, default_out, parse_formats
 from render.cli import main
-from render.document import seed_sizes
+from render.document import GENERAL_SHOWN, _general_section, seed_sizes
+from render.printer import latex
+from symbolic import general
 from symbolic.errors import RenderError
 from symbolic.spec import load_spec, parse_spec, seed_spec
 
@@ -29,8 +31,9 @@ PREFIX = "cnn-derive: "
 TIMEOUT = 600
 
 SECTION_TITLES = ("The network", "Forward propagation", "The fully connected part", "The convolutional part",
-                  "A worked example", "Appendix")
-KEY_WORDS = ("proven symbolically", "conv", "unpool", "reshape", "softplus", "sigmoid", "ReLU")
+                  "A worked example", "The same rule for every size", "Appendix", "Every layer's rule for every size")
+KEY_WORDS = ("proven symbolically", "conv", "unpool", "reshape", "softplus", "sigmoid", "ReLU", "Kronecker delta",
+             "border conditions", "Proven for every size")
 JINJA_DELIMITERS = ("<<", "<%", "%>", "<#", "#>")
 OLD_MARKER = "marker: an earlier build\n"
 
@@ -357,6 +360,61 @@ def test_latex_document_structure(handout):
     for ref in graphics:
         candidates = [out / ref] + [out / (ref + ext) for ext in (".png", ".pdf", ".jpg")]
         assert any(p.is_file() for p in candidates), ref
+
+
+# --------------------------------------------------------------------------------------------
+# section 7 and appendix D: the general rules
+# --------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def general_model():
+    return _general_section(load_spec()), {r.rule.name: r for r in general.prove_general()}
+
+
+def test_general_section_is_the_proof_as_sympy_ran_it(general_model):
+    model, results = general_model
+    assert [d.name for d in model["general"]] == list(GENERAL_SHOWN) == ["conv2d.weight", "conv2d.input"]
+    for d in model["general"]:
+        r = results[d.name]
+        assert d.status == r.status == "proven"
+        assert len(d.steps) == len(r.steps), d.name  # one printed step, with its sentence, per SymPy step
+        assert all(st.says.parts and st.expr is not None for st in d.steps)
+        said = ["".join(p for p in st.says.parts if isinstance(p, str)) for st in d.steps]
+        assert "a sum of Kronecker deltas" in said[1]
+        collapses = [k for k, text in enumerate(said) if "collapses the sum over" in text]
+        assert collapses and all("lemma delta_sum" in said[k] for k in collapses)
+        assert "exactly 0" in said[-1]
+    weight, inp = model["general"]
+    # The weight gradient collapses four deltas, none leaves a condition; the input gradient keeps
+    # the two border conditions, both in the brute force and in the rule.
+    assert sum("collapses" in "".join(map(str, st.says.parts)) for st in weight.steps) == 4
+    assert weight.borders == () and weight.border_note is None
+    kept = [st for st in inp.steps if "does not always hold" in "".join(p for p in st.says.parts if isinstance(p, str))]
+    assert len(kept) == 4
+    assert [latex(b) for b in inp.borders] == [r"0 \le h + p - s\,i \le K_{h} - 1", r"0 \le p + w - s\,j \le K_{w} - 1"]
+    note = "".join(p for p in inp.border_note.parts if isinstance(p, str))
+    assert "reached from 1 output position, the inner entry" in note and "from 9 output positions" in note
+
+
+def test_general_table_has_every_rule_and_no_seconds(general_model):
+    model, results = general_model
+    table = model["general_table"]
+    assert "seconds" not in " ".join(table.header)
+    rows = [["".join(map(str, cell.parts)) for cell in row] for row in table.rows]
+    assert [row[0] for row in rows] == [r.name for r in general.GENERAL_RULES]
+    for name, layer, status, steps, lemmas in rows:
+        assert status == "proven" and layer == results[name].rule.layer
+        assert steps == str(len(results[name].steps)) and lemmas == ", ".join(results[name].lemmas)
+
+
+def test_general_section_in_the_files(handout):
+    _, md, tex = handout
+    section = md[md.index("## 7. The same rule for every size"):md.index("## Appendix A")]
+    assert section.count("**Step ") == sum(len(r.prove().steps) for r in map(general.rule_by_name, GENERAL_SHOWN))
+    assert r"0 \le h + p - s\,i \le K_{h} - 1" in section
+    appendix = md[md.index("## Appendix D"):]
+    assert "| conv2d.input | conv2d | proven | 12 |" in appendix
+    assert not re.search(r"\d\.\d", appendix), "a time (or any decimal) in the general rules' table"
+    assert r"\section*{7. The same rule for every size}" in tex and r"\section*{Appendix D. Every layer's rule for every size}" in tex
 
 
 # --------------------------------------------------------------------------------------------

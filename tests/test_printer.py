@@ -6,8 +6,30 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from render.notation import Bar, Boxed, Conv, Flow, Hadamard, Ind, Partial, Reshape, Row, S, Stack, SumLines, T, Unpool, chain, eq
-from render.printer import Relu1, Sigma, Softplus, Wins, display_map, latex, number, numbers, text, to_display
+from render.notation import (
+    Bar,
+    Between,
+    Boxed,
+    Broken,
+    Conv,
+    Flow,
+    Hadamard,
+    IndexSum,
+    Ind,
+    Lines,
+    Partial,
+    Reshape,
+    Row,
+    S,
+    Spaced,
+    Stack,
+    SumLines,
+    T,
+    Unpool,
+    chain,
+    eq,
+)
+from render.printer import Relu1, Sigma, Softplus, Wins, _tidy_add, display_map, latex, number, numbers, text, to_display
 from render.templates import environment
 from symbolic.derive import expansion
 from symbolic.network import build
@@ -37,6 +59,15 @@ GOLDEN_LATEX = [
     (Stack(S("a"), S("b")), r"\begin{gathered} a \\[6pt] b \end{gathered}"),
     (Boxed(sp.Integer(3)), r"\boxed{3}"),
     (Bar(S("f_1")), r"\bar{f_{1}}"),
+    # the index notation of the general rules (section 7)
+    (Between(0, S("u") - S("p"), _tidy_add(S("H") - 1)), r"0 \le u - p \le H - 1"),
+    (IndexSum(S("x"), (S("i"), 0, S("n") - 1)), r"\sum_{i < n} x"),
+    (IndexSum(_tidy_add(S("x") + 1), (S("i"), 0, S("n") - 1), (S("j"), 1, S("m"))), r"\sum_{\substack{i < n \\ 1 \le j \le m}} \left(x + 1\right)"),
+    (Spaced(S("s"), S("i")), r"s\,i"),
+    (sp.IndexedBase("Xpad")[S("c"), S("u"), S("v")], r"X^{\mathrm{pad}}_{c,u,v}"),
+    (sp.IndexedBase("gbar")[S("o"), S("i"), S("j")], r"{\bar{g}}_{o,i,j}"),
+    (Lines(sp.Integer(0), -S("a"), S("b")), r"\begin{aligned} & - a \\ & + b = 0 \end{aligned}"),
+    (Broken(S("a"), S("b")), r"\begin{aligned} & a \\ & = b \end{aligned}"),
 ]
 
 
@@ -98,3 +129,11 @@ def test_environment_is_strict_and_latex_safe():
     assert env.from_string(r"\frac{a}{b} {% raw %} << x | tex >>").render(x=S("x_11")) == r"\frac{a}{b} {% raw %} x_{11}"
     assert env.from_string("<< t | esc >>").render(t="50% & a_b") == r"50\% \& a\_b"
     assert environment("md").from_string("<< t | esc >>").render(t="a_b") == "a_b"
+
+
+def test_index_sums_read_in_the_lecture_order():
+    h, p, i, s, k = sp.symbols("h p i s K_h", integer=True)
+    # positive terms first, products after single letters, numbers last; unevaluated, so they stay put
+    assert latex(_tidy_add(-i * s + p + h)) == "h + p - i s"
+    assert latex(_tidy_add(k - 1 + i * s)) == "K_{h} + i s - 1"
+    assert latex(Between(0, _tidy_add(h + p - Spaced(s, i)), _tidy_add(k - 1))) == r"0 \le h + p - s\,i \le K_{h} - 1"

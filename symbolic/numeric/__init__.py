@@ -196,59 +196,70 @@ class NumericNetwork:
         self.n_inputs = compiled.n_inputs
         self._program = compiled.program
         self.compile_seconds = compiled.seconds
+        self._arg_names = ("X", *self.param_shapes, "Y")
+        self._fulls = {"X": self.x_shape, **self.param_shapes, "Y": self.y_shape}
+        self._sizes = {k: (math.prod(v), squeezed(v)) for k, v in self._fulls.items()}
+        self._slices: dict[str, tuple[int, int, Shape]] = {}
+        at = 0
+        for key in self.keys:
+            n = math.prod(self.shapes[key])
+            self._slices[key] = (at, at + n, self.shapes[key])
+            at += n
 
     def _arg(self, name: str, value: object, full: Shape) -> tuple[np.ndarray, Shape]:
         try:
             arr = np.asarray(value, dtype=np.float64)
         except (TypeError, ValueError):
             raise CaseError(f"{name}: expected numbers in an array of shape {full}, got {type(value).__name__}") from None
-        if arr.size == math.prod(full) and squeezed(arr.shape) == squeezed(full):
+        size, short = self._sizes[name]
+        if arr.size == size and squeezed(arr.shape) == short:
             return arr.reshape(full), ()  # one value written in any layout: no batch axis
-        for shape in (full, squeezed(full)):
+        for shape in (full, short):
             k = len(shape)
             if arr.ndim >= k and arr.shape[arr.ndim - k :] == shape:
                 batch = arr.shape[: arr.ndim - k]
                 return arr.reshape(batch + full), batch
-        short = f" (or {squeezed(full)})" if squeezed(full) != full else ""
-        raise CaseError(f"{name}: expected shape {full}{short} for {self.spec.label}, with optional leading batch axes; got {arr.shape}")
+        alt = f" (or {short})" if short != full else ""
+        raise CaseError(f"{name}: expected shape {full}{alt} for {self.spec.label}, with optional leading batch axes; got {arr.shape}")
 
     def __call__(self, X: object, Y: object, mean: bool = False, **params: object) -> dict[str, np.ndarray]:
-        missing = [p for p in self.param_shapes if p not in params]
-        extra = [p for p in params if p not in self.param_shapes]
-        if missing or extra:
+        if params.keys() != self.param_shapes.keys():
+            missing = [p for p in self.param_shapes if p not in params]
+            extra = [p for p in params if p not in self.param_shapes]
             raise CaseError(
                 f"{(missing or extra)[0]}: expected the parameters {', '.join(self.param_shapes)}; got {', '.join(params) or 'none'}"
             )
-        args = [("X", X, self.x_shape)] + [(p, params[p], s) for p, s in self.param_shapes.items()] + [("Y", Y, self.y_shape)]
-        arrays = [self._arg(name, value, full) for name, value, full in args]
-        for (name, _, _), (arr, _) in zip(args, arrays):
-            if not np.isfinite(arr).all():
-                raise CaseError(f"{name}: expected finite numbers, got NaN or infinity")
+        names = self._arg_names
+        values = [X, *(params[p] for p in self.param_shapes), Y]
+        arrays = [self._arg(name, value, self._fulls[name]) for name, value in zip(names, values)]
+        if all(not b for _, b in arrays):
+            # One sample: a single row, no broadcasting (the common case of eval and the API).
+            batch: Shape = ()
+            rows = np.concatenate([a.ravel() for a, _ in arrays])[None, :]
+        else:
+            try:
+                batch = np.broadcast_shapes(*[b for _, b in arrays])
+            except ValueError:
+                shapes = ", ".join(f"{n} {a.shape}" for n, (a, _) in zip(names, arrays))
+                raise CaseError(f"batch: the leading (batch) axes do not broadcast together: {shapes}") from None
+            size = math.prod(batch)
+            # One row per sample, filled in place: no per-argument copies, no transposes.
+            rows = np.empty((size, self.n_inputs))
+            at = 0
+            for name, (a, b) in zip(names, arrays):
+                width = self._sizes[name][0]
+                rows[:, at : at + width] = np.broadcast_to(a, batch + a.shape[len(b) :]).reshape(size, width)
+                at += width
+        if not np.isfinite(rows).all():
+            bad = next(n for n, (a, _) in zip(names, arrays) if not np.isfinite(a).all())
+            raise CaseError(f"{bad}: expected finite numbers, got NaN or infinity")
         check_labels(self.spec, arrays[-1][0])
-        try:
-            batch = np.broadcast_shapes(*[b for _, b in arrays])
-        except ValueError:
-            shapes = ", ".join(f"{n} {a.shape}" for (n, _, _), (a, _) in zip(args, arrays))
-            raise CaseError(f"batch: the leading (batch) axes do not broadcast together: {shapes}") from None
-        size = math.prod(batch)
-        # One row per sample, filled in place: no per-argument copies, no transposes.
-        rows = np.empty((size, self.n_inputs))
-        at = 0
-        for a, b in arrays:
-            width = a[(0,) * len(b)].size if a.size else math.prod(a.shape[len(b) :])
-            rows[:, at : at + width] = np.broadcast_to(a, batch + a.shape[len(b) :]).reshape(size, width)
-            at += width
-        flat = self._program(rows)
-        out, at = {}, 0
-        for key in self.keys:
-            shp = self.shapes[key]
-            n = math.prod(shp)
-            out[key] = flat[:, at : at + n].reshape(batch + shp) + 0.0  # + 0.0 turns -0.0 into 0.0
-            at += n
-        if size and not all(np.isfinite(v).all() for v in out.values()):
+        flat = self._program(rows) + 0.0  # + 0.0 turns -0.0 into 0.0
+        if rows.shape[0] and not np.isfinite(flat).all():
             raise CaseError(
                 "X: the forward pass overflows float64 at these values (L or a gradient is infinite or NaN); expected smaller magnitudes"
             )
+        out = {key: flat[:, a:b].reshape(batch + shp) for key, (a, b, shp) in self._slices.items()}
         if mean:
             axes = tuple(range(len(batch)))
             out = {k: v.mean(axis=axes) for k, v in out.items()}
@@ -323,7 +334,7 @@ def compile_network(spec: NetworkSpec, backend: str = "auto", outputs: str = "al
 def _notice(text: str) -> None:
     from rich.console import Console
 
-    Console(stderr=True, highlight=False).print(f"[dim]cnn-derive:[/dim] {text}")
+    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[dim]cnn-derive:[/dim] {text}")
 
 
 def evaluate(spec: NetworkSpec, case: Mapping[str, object], mean: bool = False) -> dict[str, np.ndarray]:
