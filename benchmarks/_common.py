@@ -2,6 +2,7 @@
 
 Not a test module and not part of the package; imported by ``bench_*.py`` from this folder.
 """
+
 from __future__ import annotations
 
 import os
@@ -91,7 +92,9 @@ def summarize_target(name: str, times: dict, limit: float, extra_ok: bool = True
     print(f"  {name}")
     print(f"    target:   <= {limit:g} s wall, fresh process (judged on the median)")
     print(f"    measured: best {best:.2f} s, median {med:.2f} s   (runs: {runs}; exit codes {times['rc']})")
-    print(f"    baseline: best {bbest:.2f} s, median {bmed:.2f} s   -> ratio target/baseline: best {best / bbest:.2f}x, median {med / bmed:.2f}x")
+    print(
+        f"    baseline: best {bbest:.2f} s, median {bmed:.2f} s   -> ratio target/baseline: best {best / bbest:.2f}x, median {med / bmed:.2f}x"
+    )
     if note:
         print(f"    note:     {note}")
     borderline = " (best-of-3 is within the target, the median is not)" if not ok and best <= limit and extra_ok else ""

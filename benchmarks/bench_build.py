@@ -11,6 +11,7 @@ the cost of importing what the build needs before it does any work.
 
 Exits 0 whatever the verdict (this is a report, not a test); a crash still exits non-zero.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,8 +42,7 @@ def main(argv=None) -> int:
         def fresh_out(i):
             out = Path(tmp) / f"run{i}"
             outs.append(out)
-            return cli_command() + ["build", "--n", str(args.n), "--k", str(args.k),
-                                    "--format", "md,tex", "--quiet", "--out", str(out)]
+            return cli_command() + ["build", "--n", str(args.n), "--k", str(args.k), "--format", "md,tex", "--quiet", "--out", str(out)]
 
         times = fresh_process_times(None, IMPORT_BASELINE, repeat=args.repeat, cwd=tmp, prepare=fresh_out)
         wrote = [sorted(p.name for p in o.iterdir()) if o.exists() else [] for o in outs]
@@ -52,7 +52,7 @@ def main(argv=None) -> int:
         if not ok:
             note += f"; last output: {times['output'].strip()[-400:] or '(none)'}"
         shown = " ".join(["cnn-derive", "build"] + ([] if (args.n, args.k) == (6, 3) else [f"--n {args.n} --k {args.k}"]))
-        print("Target (fresh process, imports included; baseline: python -c \"import sympy, symengine, numpy, matplotlib, jinja2\")")
+        print('Target (fresh process, imports included; baseline: python -c "import sympy, symengine, numpy, matplotlib, jinja2")')
         summarize_target(f"{shown} --format md,tex --quiet --out <tmp>", times, LIMIT, extra_ok=ok, note=note)
 
     print(f"\ntotal benchmark time: {time.perf_counter() - t_start:.1f} s")

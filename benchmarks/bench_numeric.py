@@ -29,7 +29,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from _common import ROOT, cli_command, machine_header, verdict  # noqa: I001
 
 sys.path.insert(0, str(ROOT))

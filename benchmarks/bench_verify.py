@@ -23,6 +23,7 @@ from _common import cli_command, machine_header, verdict  # noqa: I001
 def judge(name: str, ok: bool, figure: str) -> None:
     print(f"    {verdict(ok)}  {name}: {figure}")
 
+
 BEFORE = {6: (0.5, None), 28: (5.3, None), 40: (21.5, None), 56: (96.0, None), 64: (188.0, 4.5 * 1024)}
 TARGETS = {6: 2.0, 28: 5.0, 64: 30.0}
 PRESET_TARGETS = {"part3": 15.0}

@@ -6,6 +6,7 @@ destination; only when every requested file exists is the old output replaced, s
 leaves it untouched. Every refusal is a ``RenderError`` (or the ``SpecError`` of a bad spec): one
 line that names the field.
 """
+
 from __future__ import annotations
 
 import os
@@ -100,8 +101,9 @@ def write_figures(doc, folder: Path) -> None:
             raise RenderError(f"figure {fig.file}: unknown kind {fig.kind!r}")
 
 
-def build_handout_files(spec: NetworkSpec, out: str | Path | None = None, formats: str | Iterable[str] | None = None,
-                        quiet: bool = False) -> Path:
+def build_handout_files(
+    spec: NetworkSpec, out: str | Path | None = None, formats: str | Iterable[str] | None = None, quiet: bool = False
+) -> Path:
     """Write the handout for ``spec`` into the folder ``out`` (default: ``default_out(spec)``); return that folder.
 
     ``formats`` is a comma-separated subset of md,tex,pdf (or a sequence of those names); None

@@ -13,8 +13,6 @@ import textwrap
 import time
 from importlib import metadata
 
-import numpy as np
-
 from symbolic.errors import CnnDeriveError, SpecError
 
 EXIT_USAGE = 2
@@ -138,25 +136,16 @@ def _verify_general(args: argparse.Namespace) -> int:
     return 0 if ok else EXIT_UNPROVEN
 
 
-def _layout(value: np.ndarray, shape: tuple) -> object:
-    """An output array in the layout its input was written in (a number for a scalar)."""
-    arr = np.asarray(value, dtype=float).reshape(shape)
-    return float(arr) if arr.ndim == 0 else arr.tolist()
-
-
 def eval_case(spec, case) -> dict:
-    """The JSON object `eval` prints for one checked case."""
+    """The JSON object `eval` prints for one checked case (the same object `eval --batch` prints per line)."""
+    from symbolic.batch import case_json
     from symbolic.numeric import compile_network
 
     args = dict(case.arrays)
-    out = compile_network(spec, outputs="gradients", quiet=False)(args.pop("X"), args.pop("Y"), **args)
-    pred = spec.stages[-2]
-    result: dict = {"L": float(out["L"])}
-    p = np.asarray(out[pred], dtype=float)
-    result[pred] = float(p.reshape(())) if p.size == 1 else p.tolist()
-    for name in spec.param_shapes:
-        result[f"dL/d{name}"] = _layout(out[f"dL/d{name}"], case.given[name])
-    return result
+    out = compile_network(spec, outputs="gradients")(args.pop("X"), args.pop("Y"), **args)
+    # Only now, with the case known to be good, the compile report: bad input stays one line.
+    compile_network(spec, outputs="gradients", quiet=False)
+    return case_json(spec, {k: v[None] for k, v in out.items()}, 0, case.given)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -165,8 +154,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     explicit = args.spec is not None or args.n is not None or args.k is not None
     spec = _spec(args) if explicit else None
-    if (args.case is None) == (args.batch is None):
-        raise CnnDeriveError("eval: expected a CASE file or --batch FILE (one of the two)")
+    if args.case is None and args.batch is None:
+        raise CnnDeriveError("eval: the following arguments are required: case (or --batch FILE)")
+    if args.case is not None and args.batch is not None:
+        raise CnnDeriveError("eval: give either a case file or --batch FILE, not both")
     if args.batch is not None:
         from symbolic.batch import run_batch
 

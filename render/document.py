@@ -11,6 +11,7 @@ rule applied to generic upstream-gradient symbols), ``derive.expansion``, ``rule
 and ``numeric.compile_network``. The handout is the lecture's: it is written for the seed
 network (conv, ReLU, max-pool, flatten, dense, BCE) at any sizes (``spec.seed_spec(n, k)``).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -20,9 +21,27 @@ import numpy as np
 import sympy as sp
 
 from render.notation import (
-    Between, Broken, Conv, Flow, Hadamard, IndexSum, Ind, Lines, Partial, Reshape, Row, S, Spaced, Stack, SumLines, T, Unpool, chain, eq,
+    Between,
+    Broken,
+    Conv,
+    Flow,
+    Hadamard,
+    Ind,
+    IndexSum,
+    Lines,
+    Partial,
+    Reshape,
+    Row,
+    S,
+    Spaced,
+    Stack,
+    SumLines,
+    T,
+    Unpool,
+    chain,
+    eq,
 )
-from render.printer import Sigma, _tidy_add, to_display
+from render.printer import Sigma, tidy_add, to_display
 from symbolic import general
 from symbolic.check import central_differences
 from symbolic.derive import expansion
@@ -37,8 +56,7 @@ from symbolic.spec import NetworkSpec, load_spec, seed_spec
 # no window has a tie among positive values, so central differences are a fair check) while
 # ReLU still switches some entries off and every window has a clear winner.
 SEED_EXAMPLE = {
-    "X": [[2, 1, 3, 3, 2, 1], [2, 0, 2, 1, 3, 0], [0, 1, 1, 1, 0, 3],
-          [2, 1, 3, 0, 3, 3], [0, 3, 2, 2, 1, 1], [2, 1, 1, 1, 1, 2]],
+    "X": [[2, 1, 3, 3, 2, 1], [2, 0, 2, 1, 3, 0], [0, 1, 1, 1, 0, 3], [2, 1, 3, 0, 3, 3], [0, 3, 2, 2, 1, 1], [2, 1, 1, 1, 1, 2]],
     "W1": [[1, -1, 1], [-1, 0, 0], [1, 0, -1]],
     "B1": 0,
     "W2": [1, -2, 1, -1],
@@ -84,8 +102,7 @@ def seed_sizes(spec: NetworkSpec) -> SeedSizes | None:
     # The name is only a label, and [6, 6] or [1, 6, 6] describe the same input.
     if dataclasses.replace(spec, name="", input_rank=reference.input_rank) != dataclasses.replace(reference, name=""):
         return None
-    return SeedSizes(n=n, k=k, pool=pool, conv=spec.shapes[1][1], pooled=spec.shapes[3][1], flat=spec.shapes[4][0],
-                     n_params=spec.n_params)
+    return SeedSizes(n=n, k=k, pool=pool, conv=spec.shapes[1][1], pooled=spec.shapes[3][1], flat=spec.shapes[4][0], n_params=spec.n_params)
 
 
 def require_seed(spec: NetworkSpec) -> SeedSizes:
@@ -197,8 +214,7 @@ def _display(arr, atoms=None) -> sp.Matrix:
     return sp.Matrix(arr.shape[0], arr.shape[1], [one(v) for v in arr.ravel()])
 
 
-def build_handout(spec: NetworkSpec | None = None, example: dict | None = None,
-                  other_sizes=((5, 2), (7, 2), (8, 3))) -> Handout:
+def build_handout(spec: NetworkSpec | None = None, example: dict | None = None, other_sizes=((5, 2), (7, 2), (8, 3))) -> Handout:
     """Derive, prove and evaluate everything the handout shows (the seed network, ``load_spec()`` by default).
 
     >>> h = build_handout(); h.spec.n_params, len(h.proofs), all(p["proven"] for p in h.proofs)
@@ -237,24 +253,30 @@ def build_handout(spec: NetworkSpec | None = None, example: dict | None = None,
     from_z2 = build(spec, start="Z2")
     i_, j_, k_, l_ = sp.symbols("i j k l", integer=True)
     xI = sp.IndexedBase("x")
-    conv_index = sp.Add(sp.Sum(sp.IndexedBase("w")[k_, l_] * xI[_shift(i_, k_), _shift(j_, l_)], (k_, 1, k), (l_, 1, k)),
-                        S("B_1"), evaluate=False)
+    conv_index = sp.Add(
+        sp.Sum(sp.IndexedBase("w")[k_, l_] * xI[_shift(i_, k_), _shift(j_, l_)], (k_, 1, k), (l_, 1, k)), S("B_1"), evaluate=False
+    )
     bce = -(Y * sp.log(A2) + (1 - Y) * sp.log(1 - A2))
     z2 = _first(from_f.stages["Z2"])
     forward = (
-        Step(f"Convolution: each of the {c * c} entries of Z1 is a weighted sum of a {k}×{k} patch of X, plus the bias.",
-             eq(sp.Indexed("z", i_, j_), conv_index)),
-        Step("For example, the first entry, as the engine builds it:",
-             eq(_first_label(full, "Z1"), _sym(_first(full.stages["Z1"])))),
+        Step(
+            f"Convolution: each of the {c * c} entries of Z1 is a weighted sum of a {k}×{k} patch of X, plus the bias.",
+            eq(sp.Indexed("z", i_, j_), conv_index),
+        ),
+        Step("For example, the first entry, as the engine builds it:", eq(_first_label(full, "Z1"), _sym(_first(full.stages["Z1"])))),
         Step("ReLU, entry by entry:", eq(_first_label(from_z, "A1"), _sym(_first(from_z.stages["A1"])))),
-        Step("Max-pooling: each entry of P1 is the largest of its window; the conditions read top to bottom, so at a tie the first maximum in row-major order wins:",
-             eq(_first_label(from_a, "P1"), _sym(_first(from_a.stages["P1"])))),
+        Step(
+            "Max-pooling: each entry of P1 is the largest of its window; the conditions read top to bottom, so at a tie the first maximum in row-major order wins:",
+            eq(_first_label(from_a, "P1"), _sym(_first(from_a.stages["P1"]))),
+        ),
         Step("Flattening, row by row:", eq(T("F"), _display(from_p.stages["F"]))),
         Step("The dense layer:", eq(Z2, _sym(z2))),
         Step("The sigmoid gives the prediction:", eq(A2, Sigma(Z2))),
         Step("Binary cross-entropy with the label Y:", eq(L, bce)),
-        Step("The engine writes the same loss in terms of Z2 (the two forms are proven equal), which stays exact when the sigmoid saturates:",
-             eq(L, _sym(from_z2.L))),
+        Step(
+            "The engine writes the same loss in terms of Z2 (the two forms are proven equal), which stays exact when the sigmoid saturates:",
+            eq(L, _sym(from_z2.L)),
+        ),
     )
     objective = tuple(Step(f"shape {shp}, like {name}", Partial(L, sym)) for sym, shp, _, name in params)
 
@@ -267,15 +289,30 @@ def build_handout(spec: NetworkSpec | None = None, example: dict | None = None,
     fc = (
         Step("Start at the loss. Its derivative with respect to the prediction:", eq(Partial(L, A2), dl_da)),
         Step("The sigmoid's derivative is the sigmoid times one minus itself:", eq(Partial(A2, Z2), da_dz)),
-        Step("Their product simplifies; the awkward fractions cancel:", eq(chain(Partial(L, A2), Partial(A2, Z2)), eq(chain(dl_da, da_dz), product)), "a"),
+        Step(
+            "Their product simplifies; the awkward fractions cancel:",
+            eq(chain(Partial(L, A2), Partial(A2, Z2)), eq(chain(dl_da, da_dz), product)),
+            "a",
+        ),
         Step("Z2 depends on each weight of W2 through one entry of F:", eq(Partial(Z2, S("W_2")), eq(dz2_dw2, T("F")))),
-        Step("So, by the chain rule:", eq(Partial(L, S("W_2")), eq(chain(Partial(L, A2), Partial(A2, Z2), Partial(Z2, S("W_2"))), chain(product, T("F")))), "b"),
+        Step(
+            "So, by the chain rule:",
+            eq(Partial(L, S("W_2")), eq(chain(Partial(L, A2), Partial(A2, Z2), Partial(Z2, S("W_2"))), chain(product, T("F")))),
+            "b",
+        ),
         Step("Z2 depends on B2 with slope 1, so:", eq(Partial(L, S("B_2")), product), "c"),
     )
 
     # --- the convolutional part --------------------------------------------------------------
-    seven = chain(Partial(L, A2), Partial(A2, Z2), Partial(Z2, S("F")), Partial(S("F"), S("P_1")),
-                  Partial(S("P_1"), S("A_1")), Partial(S("A_1"), S("Z_1")), Partial(S("Z_1"), S("W_1")))
+    seven = chain(
+        Partial(L, A2),
+        Partial(A2, Z2),
+        Partial(Z2, S("F")),
+        Partial(S("F"), S("P_1")),
+        Partial(S("P_1"), S("A_1")),
+        Partial(S("A_1"), S("Z_1")),
+        Partial(S("Z_1"), S("W_1")),
+    )
     chain_eq = eq(Partial(L, S("W_1")), seven)
     gF = backward(from_f)["dL/dF"]
     # Each layer's rule applied to a generic upstream gradient: fbar_j stands for dL/df_j, etc.
@@ -294,23 +331,42 @@ def build_handout(spec: NetworkSpec | None = None, example: dict | None = None,
     zI = sp.IndexedBase("zbar")
     w_index = sp.Sum(xI[_shift(i_, k_), _shift(j_, l_)] * zI[i_, j_], (i_, 1, c), (j_, 1, c))
     conv = (
-        Step("The first three factors give the gradient at F: the upstream A2 − Y times each weight of W2.",
-             eq(Partial(L, S("F")), eq(chain(product, T("W_2")), _display(gF, from_f.atoms).T)), "d"),
-        Step("Flatten has no parameters; its backward pass undoes the reshape. Writing the upstream gradient as a bar (the bar over f_j means dL/df_j):",
-             eq(Partial(L, S("P_1")), eq(Reshape(Partial(L, S("F")), S("P_1")), gP_disp)), "e"),
-        Step("Max-pooling has no parameters either. Only the entry that won its window reached the loss, so the window's gradient goes there and every other entry gets 0:",
-             eq(Partial(L, S("A_1")), eq(Unpool(Partial(L, S("P_1"))), gA_disp)), "f"),
-        Step("ReLU passes the gradient where its input was positive and blocks it elsewhere (at exactly 0 too):",
-             eq(Partial(L, S("Z_1")), eq(Hadamard(Partial(L, S("A_1")), Ind(sp.StrictGreaterThan(S("Z_1"), 0))), gZ_disp)), "g"),
-        Step("B1 is added to every entry of Z1 with slope 1, so its gradient is the sum of all entries of the gradient at Z1:",
-             gB_disp, "h"),
+        Step(
+            "The first three factors give the gradient at F: the upstream A2 − Y times each weight of W2.",
+            eq(Partial(L, S("F")), eq(chain(product, T("W_2")), _display(gF, from_f.atoms).T)),
+            "d",
+        ),
+        Step(
+            "Flatten has no parameters; its backward pass undoes the reshape. Writing the upstream gradient as a bar (the bar over f_j means dL/df_j):",
+            eq(Partial(L, S("P_1")), eq(Reshape(Partial(L, S("F")), S("P_1")), gP_disp)),
+            "e",
+        ),
+        Step(
+            "Max-pooling has no parameters either. Only the entry that won its window reached the loss, so the window's gradient goes there and every other entry gets 0:",
+            eq(Partial(L, S("A_1")), eq(Unpool(Partial(L, S("P_1"))), gA_disp)),
+            "f",
+        ),
+        Step(
+            "ReLU passes the gradient where its input was positive and blocks it elsewhere (at exactly 0 too):",
+            eq(Partial(L, S("Z_1")), eq(Hadamard(Partial(L, S("A_1")), Ind(sp.StrictGreaterThan(S("Z_1"), 0))), gZ_disp)),
+            "g",
+        ),
+        Step(
+            "B1 is added to every entry of Z1 with slope 1, so its gradient is the sum of all entries of the gradient at Z1:", gB_disp, "h"
+        ),
     )
     pattern = (
-        Step("Collecting the terms by the input entry they multiply, every weight follows the same pattern:",
-             eq(Partial(L, sp.Indexed("w", k_, l_)), w_index), ""),
+        Step(
+            "Collecting the terms by the input entry they multiply, every weight follows the same pattern:",
+            eq(Partial(L, sp.Indexed("w", k_, l_)), w_index),
+            "",
+        ),
         Step("For the first weight of the filter, as the engine writes it:", gW11_disp, ""),
-        Step("That is a convolution of the input with the gradient at Z1 — the same sliding window as the forward pass, with the gradient as the filter:",
-             eq(Partial(L, S("W_1")), Conv(S("X"), Partial(L, S("Z_1")))), ""),
+        Step(
+            "That is a convolution of the input with the gradient at Z1 — the same sliding window as the forward pass, with the gradient as the filter:",
+            eq(Partial(L, S("W_1")), Conv(S("X"), Partial(L, S("Z_1")))),
+            "",
+        ),
     )
 
     def windows_of(name):
@@ -322,8 +378,10 @@ def build_handout(spec: NetworkSpec | None = None, example: dict | None = None,
 
     # --- proofs --------------------------------------------------------------------------------
     statements = _rule_statements(c)
-    proofs = tuple({"name": r.rule.letter, "statement": statements[r.rule.letter], "text": r.rule.text,
-                    "proven": r.proven, "entries": r.entries} for r in lecture_proofs(spec))
+    proofs = tuple(
+        {"name": r.rule.letter, "statement": statements[r.rule.letter], "text": r.rule.text, "proven": r.proven, "entries": r.entries}
+        for r in lecture_proofs(spec)
+    )
     others = []
     for nn, kk in other_sizes:
         rs = lecture_proofs(seed_spec(nn, kk))
@@ -332,20 +390,42 @@ def build_handout(spec: NetworkSpec | None = None, example: dict | None = None,
     if example is None:
         example = SEED_EXAMPLE if (n, k, pool) == (6, 3, 2) else _default_example(sizes)
     example = _worked_example(spec, full, example)
-    cross = tuple(central_differences(spec, example["inputs"]["X"], example["param_values"], example["inputs"]["Y"], example["grad_values"]))
+    cross = tuple(
+        central_differences(spec, example["inputs"]["X"], example["param_values"], example["inputs"]["Y"], example["grad_values"])
+    )
 
     figures = _figures(sizes, example)
     w11_terms = [t for _, ts in w11 for t in ts]
     per_line = 2
     appendix_sums = tuple((name, SumLines(Partial(L, name), per_line, *[t for _, ts in wins for t in ts])) for name, wins in appendix)
     return Handout(
-        spec=spec, sizes=sizes, title="Backpropagation through a small CNN, derived and proven", stages=stages, params=params,
-        flow=flow, forward=forward, objective=objective, fc=fc, chain=chain_eq, conv=conv, w11_windows=w11, w11_name=S(w11_name),
-        pattern=pattern, example=example, appendix_expansions=appendix, proofs=proofs, other_sizes=tuple(others),
-        crosscheck=tuple(_Cross(sp.Symbol(d.name), d.derivative, d.central, d.relative) for d in cross), figures=figures,
-        lemma_proven=loss_lemma(make_layers(spec)[1], spec.units), wins_example=_wins_example(), w11_count=len(w11_terms),
-        w11_sum=SumLines(Partial(L, S(w11_name)), per_line, *w11_terms), appendix_sums=appendix_sums,
-        crosscheck_max=max(d.relative for d in cross), **_example_displays(example),
+        spec=spec,
+        sizes=sizes,
+        title="Backpropagation through a small CNN, derived and proven",
+        stages=stages,
+        params=params,
+        flow=flow,
+        forward=forward,
+        objective=objective,
+        fc=fc,
+        chain=chain_eq,
+        conv=conv,
+        w11_windows=w11,
+        w11_name=S(w11_name),
+        pattern=pattern,
+        example=example,
+        appendix_expansions=appendix,
+        proofs=proofs,
+        other_sizes=tuple(others),
+        crosscheck=tuple(_Cross(sp.Symbol(d.name), d.derivative, d.central, d.relative) for d in cross),
+        figures=figures,
+        lemma_proven=loss_lemma(make_layers(spec)[1], spec.units),
+        wins_example=_wins_example(),
+        w11_count=len(w11_terms),
+        w11_sum=SumLines(Partial(L, S(w11_name)), per_line, *w11_terms),
+        appendix_sums=appendix_sums,
+        crosscheck_max=max(d.relative for d in cross),
+        **_example_displays(example),
         **_general_section(spec),
     )
 
@@ -390,16 +470,23 @@ def _example_displays(ex: dict) -> dict:
     o, i = ex["out"], ex["inputs"]
     P = lambda q: Partial(S("L"), S(q))  # noqa: E731
     return {
-        "example_inputs": Stack(Row(eq(S("X"), numbers(i["X"])), eq(S("W_1"), numbers(i["W1"])), eq(S("B_1"), number(i["B1"]))),
-                                Row(eq(S("W_2"), numbers(i["W2"])), eq(S("B_2"), number(i["B2"])), eq(S("Y"), number(i["Y"])))),
-        "example_forward": Stack(Row(eq(S("Z_1"), numbers(o["Z1"])), eq(S("A_1"), numbers(o["A1"], boxed=o["route(A1)"] > 0))),
-                                 Row(eq(S("P_1"), numbers(o["P1"])), eq(T("F"), numbers(o["F"])))),
+        "example_inputs": Stack(
+            Row(eq(S("X"), numbers(i["X"])), eq(S("W_1"), numbers(i["W1"])), eq(S("B_1"), number(i["B1"]))),
+            Row(eq(S("W_2"), numbers(i["W2"])), eq(S("B_2"), number(i["B2"])), eq(S("Y"), number(i["Y"]))),
+        ),
+        "example_forward": Stack(
+            Row(eq(S("Z_1"), numbers(o["Z1"])), eq(S("A_1"), numbers(o["A1"], boxed=o["route(A1)"] > 0))),
+            Row(eq(S("P_1"), numbers(o["P1"])), eq(T("F"), numbers(o["F"]))),
+        ),
         "example_scalars": Row(eq(S("Z_2"), number(o["Z2"])), eq(S("A_2"), number(o["A2"])), eq(S("L"), number(o["L"]))),
-        "example_backward": Stack(Row(eq(P("Z_2"), number(o["dL/dZ2"])), eq(P("F"), numbers(o["dL/dF"]).T),
-                                      eq(P("P_1"), numbers(o["dL/dP1"]))),
-                                  Row(eq(P("A_1"), numbers(o["dL/dA1"])), eq(P("Z_1"), numbers(o["dL/dZ1"])))),
-        "example_grads": Stack(Row(eq(P("W_1"), numbers(o["dL/dW1"])), eq(P("B_1"), number(o["dL/dB1"]))),
-                               Row(eq(P("W_2"), numbers(o["dL/dW2"])), eq(P("B_2"), number(o["dL/dB2"])))),
+        "example_backward": Stack(
+            Row(eq(P("Z_2"), number(o["dL/dZ2"])), eq(P("F"), numbers(o["dL/dF"]).T), eq(P("P_1"), numbers(o["dL/dP1"]))),
+            Row(eq(P("A_1"), numbers(o["dL/dA1"])), eq(P("Z_1"), numbers(o["dL/dZ1"]))),
+        ),
+        "example_grads": Stack(
+            Row(eq(P("W_1"), numbers(o["dL/dW1"])), eq(P("B_1"), number(o["dL/dB1"]))),
+            Row(eq(P("W_2"), numbers(o["dL/dW2"])), eq(P("B_2"), number(o["dL/dB2"]))),
+        ),
     }
 
 
@@ -416,8 +503,18 @@ def _rule_statements(c: int) -> dict:
         "g": eq(Partial(L, S("Z_1")), Hadamard(Partial(L, S("A_1")), Ind(sp.StrictGreaterThan(S("Z_1"), 0)))),
         "h": eq(Partial(L, S("B_1")), sp.Sum(Partial(L, sp.Indexed("z", i, j)), (i, 1, c), (j, 1, c))),
         "i": eq(Partial(L, S("W_1")), Conv(S("X"), Partial(L, S("Z_1")))),
-        "j": eq(Partial(L, S("W_1")), chain(Partial(L, A2), Partial(A2, S("Z_2")), Partial(S("Z_2"), S("F")), Partial(S("F"), S("P_1")),
-                                            Partial(S("P_1"), S("A_1")), Partial(S("A_1"), S("Z_1")), Partial(S("Z_1"), S("W_1")))),
+        "j": eq(
+            Partial(L, S("W_1")),
+            chain(
+                Partial(L, A2),
+                Partial(A2, S("Z_2")),
+                Partial(S("Z_2"), S("F")),
+                Partial(S("F"), S("P_1")),
+                Partial(S("P_1"), S("A_1")),
+                Partial(S("A_1"), S("Z_1")),
+                Partial(S("Z_1"), S("W_1")),
+            ),
+        ),
     }
 
 
@@ -467,7 +564,10 @@ def _worked_example(spec: NetworkSpec, full, ex: dict) -> dict:
     before_vals = list(W1.ravel()) + [B1] + list(W2) + [B2]
     grads = list(out["dL/dW1"].ravel()) + [out["dL/dB1"]] + list(out["dL/dW2"]) + [out["dL/dB2"]]
     after_vals = list(new["W1"].ravel()) + [float(new["B1"])] + list(new["W2"]) + [float(new["B2"])]
-    step = tuple({"name": S(nm), "before": float(b), "grad": float(g), "after": float(a)} for nm, b, g, a in zip(names, before_vals, grads, after_vals))
+    step = tuple(
+        {"name": S(nm), "before": float(b), "grad": float(g), "after": float(a)}
+        for nm, b, g, a in zip(names, before_vals, grads, after_vals)
+    )
     return {
         "inputs": {"X": X, "W1": W1, "B1": B1, "W2": W2, "B2": B2, "Y": Y},
         "out": out,
@@ -484,20 +584,51 @@ def _worked_example(spec: NetworkSpec, full, ex: dict) -> dict:
 def _figures(sizes: SeedSizes, ex: dict) -> dict:
     o, inp = ex["out"], ex["inputs"]
     c, p, m, k, pool = sizes.conv, sizes.pooled, sizes.flat, sizes.k, sizes.pool
-    shapes = [("X", _shape(sizes.n, sizes.n), f"conv {k}×{k}\nW1, B1"), ("Z1", _shape(c, c), "ReLU"),
-              ("A1", _shape(c, c), f"max-pool\n{pool}×{pool}"), ("P1", _shape(p, p), "flatten"),
-              ("F", str(m), "dense\nW2, B2"), ("Z2", "1×1", "sigmoid"), ("A2", "1×1", "BCE"), ("L", "1×1", None)]
+    shapes = [
+        ("X", _shape(sizes.n, sizes.n), f"conv {k}×{k}\nW1, B1"),
+        ("Z1", _shape(c, c), "ReLU"),
+        ("A1", _shape(c, c), f"max-pool\n{pool}×{pool}"),
+        ("P1", _shape(p, p), "flatten"),
+        ("F", str(m), "dense\nW2, B2"),
+        ("Z2", "1×1", "sigmoid"),
+        ("A2", "1×1", "BCE"),
+        ("L", "1×1", None),
+    ]
     return {
-        "architecture": Figure("architecture.png", "The network, with the shape of every stage; W1, B1, W2 and B2 are trained.", "architecture", {"shapes": shapes}),
-        "forward": Figure("forward.png", "Forward pass of the worked example: X, Z1, A1 (winners of the max-pool outlined) and P1.", "panel",
-                          {"mats": [inp["X"], o["Z1"], o["A1"], o["P1"]], "titles": ["X", "Z1", "A1", "P1"],
-                           "marks": [None, None, o["route(A1)"] > 0, None]}),
-        "pool": Figure("pool_routing.png", "Max-pool backward: each window's gradient goes to the entry that won the window; the others get 0.", "pool",
-                       {"a1": o["A1"], "mask": o["route(A1)"], "grad_p1": o["dL/dP1"], "grad_a1": o["dL/dA1"], "pool": pool}),
-        "backward": Figure("backward.png", "Backward through ReLU: dL/dA1, the ReLU mask 1[Z1 > 0], and their product dL/dZ1.", "panel",
-                           {"mats": [o["dL/dA1"], o["mask(Z1)"], o["dL/dZ1"]], "titles": ["dL/dA1", "1[Z1 > 0]", "dL/dZ1"], "marks": None}),
-        "params": Figure("gradients.png", "The gradients of the trainable weights: dL/dW1 = conv(X, dL/dZ1) and dL/dW2 = (A2 − Y) Fᵀ.", "panel",
-                         {"mats": [o["dL/dW1"], o["dL/dW2"].reshape(1, -1)], "titles": ["dL/dW1", "dL/dW2"], "marks": None}),
+        "architecture": Figure(
+            "architecture.png",
+            "The network, with the shape of every stage; W1, B1, W2 and B2 are trained.",
+            "architecture",
+            {"shapes": shapes},
+        ),
+        "forward": Figure(
+            "forward.png",
+            "Forward pass of the worked example: X, Z1, A1 (winners of the max-pool outlined) and P1.",
+            "panel",
+            {
+                "mats": [inp["X"], o["Z1"], o["A1"], o["P1"]],
+                "titles": ["X", "Z1", "A1", "P1"],
+                "marks": [None, None, o["route(A1)"] > 0, None],
+            },
+        ),
+        "pool": Figure(
+            "pool_routing.png",
+            "Max-pool backward: each window's gradient goes to the entry that won the window; the others get 0.",
+            "pool",
+            {"a1": o["A1"], "mask": o["route(A1)"], "grad_p1": o["dL/dP1"], "grad_a1": o["dL/dA1"], "pool": pool},
+        ),
+        "backward": Figure(
+            "backward.png",
+            "Backward through ReLU: dL/dA1, the ReLU mask 1[Z1 > 0], and their product dL/dZ1.",
+            "panel",
+            {"mats": [o["dL/dA1"], o["mask(Z1)"], o["dL/dZ1"]], "titles": ["dL/dA1", "1[Z1 > 0]", "dL/dZ1"], "marks": None},
+        ),
+        "params": Figure(
+            "gradients.png",
+            "The gradients of the trainable weights: dL/dW1 = conv(X, dL/dZ1) and dL/dW2 = (A2 − Y) Fᵀ.",
+            "panel",
+            {"mats": [o["dL/dW1"], o["dL/dW2"].reshape(1, -1)], "titles": ["dL/dW1", "dL/dW2"], "marks": None},
+        ),
     }
 
 
@@ -509,14 +640,17 @@ _GENERAL_TITLES = {"conv2d.weight": "The filter gradient", "conv2d.input": "The 
 # What each shown rule says, in words (text and inline formulas), next to its statement.
 _GENERAL_RULE_WORDS = {
     "conv2d.weight": ("the padded input, correlated with the upstream gradient at stride ", general.s),
-    "conv2d.input": ("the upstream gradient dilated by the stride and zero-padded by ", _tidy_add(general.K_h - 1), " rows and ",
-                     _tidy_add(general.K_w - 1), " columns (", general.Gpad, "), convolved in full with the filter turned by 180 degrees, "
-                     "then cropped by the padding ", general.p),
+    "conv2d.input": (
+        "the upstream gradient dilated by the stride and zero-padded by ",
+        tidy_add(general.K_h - 1),
+        " rows and ",
+        tidy_add(general.K_w - 1),
+        " columns (",
+        general.Gpad,
+        "), convolved in full with the filter turned by 180 degrees, then cropped by the padding ",
+        general.p,
+    ),
 }
-# Display names of the general module's dummy variables (their trailing underscore keeps them apart there).
-_DUMMIES = {general._cc: S("c"), general._uu: S("u"), general._vv: S("v"), general._mm: S("m"), general._nn: S("n")}
-_SIZES = frozenset({general.C, general.O, general.H, general.W, general.K_h, general.K_w, general.s, general.p,
-                    general.H_o, general.W_o, general.k_h, general.k_w})
 
 
 @dataclass(frozen=True)
@@ -572,26 +706,47 @@ def _general_section(spec: NetworkSpec) -> dict:
     the proofs' seconds are not kept)."""
     results = general.prove_general()
     by_name = {r.rule.name: r for r in results}
-    layer = make_layers(spec)[0][0]
-    conv = general.rule_by_name("conv2d.input").instantiate(
-        {"C": layer.in_shape[0], "O": layer.spec.filters, "H": layer.in_shape[1], "W": layer.in_shape[2], "Kh": layer.spec.kernel[0],
-         "Kw": layer.spec.kernel[1], "s": layer.spec.stride[0], "p": layer.spec.padding[0]}).sizes
+    layer = make_layers(spec)[0][0]  # the seed's conv layer: what the border conditions mean here
+    (kh, kw), (_, h, w), (_, ho, wo) = layer.spec.kernel, layer.in_shape, layer.out_shape
+    conv = {"s": layer.spec.stride[0], "p": layer.spec.padding[0], "Kh": kh, "Kw": kw, "H": h, "W": w, "H_o": ho, "W_o": wo}
     shown = tuple(_general_derivation(by_name[name], conv) for name in GENERAL_SHOWN)
     rows = []
     for r in results:
         status = {"proven": "proven", "checked": "checked"}.get(r.status, "NOT proven")
-        rows.append((_words(r.rule.name), _words(r.rule.layer), _words(status), _words(str(len(r.steps))),
-                     _words(", ".join(r.lemmas))))
+        rows.append((_words(r.rule.name), _words(r.rule.layer), _words(status), _words(str(len(r.steps))), _words(", ".join(r.lemmas))))
     table = GeneralTable(("rule", "layer", "status", "steps", "lemmas used"), tuple(rows))
     intro = _words(
         "Sections 4 and 5 proved each rule at this network's sizes, entry by entry. The same rules hold for every size, and "
-        "cnn-derive proves them that way too, in index notation: the sizes are symbols (", general.C, " input channels, ",
-        general.O, " filters, a filter of ", general.K_h, " rows and ", general.K_w, " columns, stride ", general.s,
-        ", zero padding ", general.p, ", an input of ", general.H, " rows and ", general.W, " columns, an output of ",
-        general.H_o, " rows and ", general.W_o, " columns), every index starts at 0, and SymPy does each step below. ",
-        general.gbar[general.fo, general.fi, general.fj], " is the upstream gradient, the derivative of L with respect to ",
-        general.Z[general.fo, general.fi, general.fj], ", held fixed; ", Ind(sp.Symbol("q")), " is 1 when the condition q holds "
-        "and 0 otherwise; ", general.Wt[general.fo, general.fc, general.fa, general.fb], " is the filter, while a plain ", general.W,
+        "cnn-derive proves them that way too, in index notation: the sizes are symbols (",
+        general.C,
+        " input channels, ",
+        general.O,
+        " filters, a filter of ",
+        general.K_h,
+        " rows and ",
+        general.K_w,
+        " columns, stride ",
+        general.s,
+        ", zero padding ",
+        general.p,
+        ", an input of ",
+        general.H,
+        " rows and ",
+        general.W,
+        " columns, an output of ",
+        general.H_o,
+        " rows and ",
+        general.W_o,
+        " columns), every index starts at 0, and SymPy does each step below. ",
+        general.gbar[general.fo, general.fi, general.fj],
+        " is the upstream gradient, the derivative of L with respect to ",
+        general.Z[general.fo, general.fi, general.fj],
+        ", held fixed; ",
+        Ind(sp.Symbol("q")),
+        " is 1 when the condition q holds and 0 otherwise; ",
+        general.Wt[general.fo, general.fc, general.fa, general.fb],
+        " is the filter, while a plain ",
+        general.W,
         " is the width of the input.",
     )
     return {"general": shown, "general_table": table, "general_intro": intro}
@@ -609,27 +764,32 @@ def _index_display(expr):
         return Partial(_index_display(expr.expr), _index_display(expr.variables[0]))
     if isinstance(expr, sp.Sum):
         # The ranges in SymPy's order of its limits (finite sums commute, so any order is the same sum).
-        limits = [(v, lo, _tidy_add(hi)) for v, lo, hi in expr.limits]
+        limits = [(v, lo, tidy_add(hi)) for v, lo, hi in expr.limits]
         return IndexSum(_index_display(expr.function), *limits)
     if isinstance(expr, sp.Piecewise) and len(expr.args) == 2 and expr.args[1] == (0, True):
         value, cond = expr.args[0]
         return _product([Ind(r) for r in _ranges(cond)] + [_index_display(value)])
     if isinstance(expr, sp.Indexed):
-        return expr.base[tuple(_tidy_add(_index_display(i)) for i in expr.indices)]
+        return expr.base[tuple(tidy_add(_index_display(i)) for i in expr.indices)]
     if isinstance(expr, sp.KroneckerDelta):
-        return sp.KroneckerDelta(*(_tidy_add(_index_display(a)) for a in expr.args), evaluate=False)
+        return sp.KroneckerDelta(*(tidy_add(_index_display(a)) for a in expr.args), evaluate=False)
     if isinstance(expr, sp.Mul):
         if all(a.is_Number or (isinstance(a, sp.Symbol) and a.is_integer) for a in expr.args):
             # index arithmetic: the stride (a size) first, thin spaces between the letters
             coeff = sp.Mul(*(a for a in expr.args if a.is_Number))
-            letters = sorted((_DUMMIES.get(a, a) for a in expr.args if not a.is_Number), key=lambda a: (a not in _SIZES, a.name))
+            letters = sorted((_undummy(a) for a in expr.args if not a.is_Number), key=lambda a: (a not in general.SIZES, a.name))
             return coeff * Spaced(*letters) if len(letters) > 1 else coeff * letters[0]
         return _product([_index_display(a) for a in expr.args])
     if isinstance(expr, sp.Add):
-        return _tidy_add(sp.Add(*(_index_display(a) for a in expr.args)))
+        return tidy_add(sp.Add(*(_index_display(a) for a in expr.args)))
     if isinstance(expr, sp.Symbol):
-        return _DUMMIES.get(expr, expr)
+        return _undummy(expr)
     return expr
+
+
+def _undummy(sym: sp.Symbol) -> sp.Symbol:
+    """The general module's dummy variables (c_, u_, v_: a trailing underscore keeps them apart) as plain letters."""
+    return S(sym.name[:-1]) if sym.name.endswith("_") and len(sym.name) > 1 else sym
 
 
 def _product(factors: list):
@@ -660,7 +820,7 @@ def _raw_ranges(cond) -> list:
     for a, d in enumerate(parts):
         for b in range(a + 1, len(parts)):
             total = sp.expand(d + parts[b])
-            if a in used or b in used or not total.free_symbols <= _SIZES:
+            if a in used or b in used or not total.free_symbols <= general.SIZES:
                 continue
             # The middle of the range is the side that does not mention the bound's sizes.
             out.append((d if not d.free_symbols & total.free_symbols else parts[b], total))
@@ -669,13 +829,17 @@ def _raw_ranges(cond) -> list:
 
 
 def _show_range(middle, top):
-    shown = _tidy_add(_index_display(middle))
-    return sp.GreaterThan(shown, 0) if top is None else Between(0, shown, _tidy_add(top))
+    shown = tidy_add(_index_display(middle))
+    return sp.GreaterThan(shown, 0) if top is None else Between(0, shown, tidy_add(top))
 
 
 def _ranges(cond) -> list:
     """An index condition as the lecture writes it: ranges 0 <= d <= size where the conjuncts pair up."""
     return sorted((_show_range(*r) for r in _raw_ranges(cond)), key=sp.default_sort_key)
+
+
+def _has_base(expr, base) -> bool:
+    return any(q.base == base for q in expr.atoms(sp.Indexed))
 
 
 def _bound_vars(expr) -> set:
@@ -711,8 +875,17 @@ def _collapse(prev, cur, lead: str = "The delta ") -> Words:
     sol = sol[0]
     cond = _show_range(sol, hi)
     new = _conditions(cur) - {c.subs(x, sol) for c in _conditions(prev)}
-    says = [lead, _index_display(d), " collapses the sum over ", x, " (lemma delta_sum): ",
-            eq(x, _tidy_add(_index_display(sol))), ", under the range condition ", cond, ". "]
+    says = [
+        lead,
+        _index_display(d),
+        " collapses the sum over ",
+        x,
+        " (lemma delta_sum): ",
+        eq(x, tidy_add(_index_display(sol))),
+        ", under the range condition ",
+        cond,
+        ". ",
+    ]
     if new:
         says.append("That condition does not always hold, so it stays, as an indicator.")
     else:
@@ -731,18 +904,32 @@ def _general_derivation(result, conv: dict | None = None) -> GeneralDerivation:
         shown = _index_display(st)
         if k == 0:
             primed = sorted((v for v in _bound_vars(st.rhs) if v.name.endswith("'")), key=sp.default_sort_key)
-            says = ["Hold the upstream gradient fixed and write ", S("S"), ", the sum of it times the forward rule over every output "
-                    "entry. By the chain rule, the gradient of L with respect to ", entry, " is the derivative of ", S("S"), "."]
+            says = [
+                "Hold the upstream gradient fixed and write ",
+                S("S"),
+                ", the sum of it times the forward rule over every output entry. By the chain rule, the gradient of L with respect to ",
+                entry,
+                " is the derivative of ",
+                S("S"),
+                ".",
+            ]
             if primed:
                 says += [" The summation indices ", *_listing(primed), " are primed, so that none is captured by the entry's own indices."]
             if "pad_delta" in rule.lemmas:
-                says.append(" The zero padding is written as a sum of Kronecker deltas (lemma pad_delta), so that SymPy can differentiate through it.")
+                says.append(
+                    " The zero padding is written as a sum of Kronecker deltas (lemma pad_delta), so that SymPy can differentiate through it."
+                )
         elif k == 1:
             new = sorted(st.rhs.atoms(sp.KroneckerDelta) - steps[0].rhs.atoms(sp.KroneckerDelta), key=sp.default_sort_key)
-            says = ["SymPy differentiates term by term: the derivative of the sum is a sum of Kronecker deltas, ",
-                    _product([_index_display(d) for d in new]),
-                    ", which is 1 where the summed entry is ", entry, " and 0 elsewhere. The bias does not depend on ",
-                    entry, ", so it drops out."]
+            says = [
+                "SymPy differentiates term by term: the derivative of the sum is a sum of Kronecker deltas, ",
+                _product([_index_display(d) for d in new]),
+                ", which is 1 where the summed entry is ",
+                entry,
+                " and 0 elsewhere.",
+            ]
+            if _has_base(steps[0].rhs, general.bias) and not _has_base(st.rhs, general.bias):
+                says += [" The bias does not depend on ", entry, ", so it drops out."]
         elif k < stmt:
             says = list(_collapse(steps[k - 1].rhs, st.rhs).parts)
             if not st.rhs.atoms(sp.KroneckerDelta):
@@ -750,10 +937,12 @@ def _general_derivation(result, conv: dict | None = None) -> GeneralDerivation:
         elif k == stmt:
             says = ["The rule to prove: ", *_GENERAL_RULE_WORDS.get(rule.name, ("the rule as stated",)), "."]
         elif k == len(steps) - 1:
-            says = ["Both sides are reduced. They are the same sum in another order of summation (finite sums commute: "
-                    "lemma finite_sums), so the difference is exactly 0, for every size:"]
+            says = [
+                "Both sides are reduced. They are the same sum in another order of summation (finite sums commute: "
+                "lemma finite_sums), so the difference is exactly 0, for every size:"
+            ]
             shown = Lines(sp.Integer(0), *(_index_display(t) for t in sp.Add.make_args(st.lhs)))
-        elif k == stmt + 1 and any(q.base == general.Gpad for q in st.lhs.atoms(sp.Indexed)):
+        elif k == stmt + 1 and _has_base(st.lhs, general.Gpad) and not _has_base(st.rhs, general.Gpad):
             says = ["The rule's right-hand side with ", general.Gpad, " written out by its definition, a sum of deltas:"]
             shown = Broken(_index_display(st.lhs), _index_display(st.rhs))
         else:
@@ -762,7 +951,7 @@ def _general_derivation(result, conv: dict | None = None) -> GeneralDerivation:
         out.append(GeneralStep(Words(tuple(says)), shown))
     defs = [GeneralStep(_words("The forward rule, 0-based:"), _index_display(rule.forward))]
     for d in rule.definitions:
-        defs.append(GeneralStep(_words("where"), _index_display(d.xreplace(_DUMMIES))))
+        defs.append(GeneralStep(_words("where"), _index_display(d)))
     final = steps[stmt - 1].rhs
     raw = sorted({r for pw in final.atoms(sp.Piecewise) for r in _raw_ranges(pw.args[0][1])}, key=sp.default_sort_key)
     borders = tuple(_show_range(*r) for r in raw)
@@ -771,12 +960,19 @@ def _general_derivation(result, conv: dict | None = None) -> GeneralDerivation:
         "proven": _words(f"Proven for every size: the difference reduced to exactly 0 with every size a symbol (lemmas {lemmas})."),
         "checked": _words(f"Checked only: a lemma it uses ({lemmas}) was checked at concrete sizes, not proven."),
     }.get(result.status, _words(f"NOT proven: {result.detail}"))
-    return GeneralDerivation(rule.name, _GENERAL_TITLES.get(rule.name, rule.name), result.status, tuple(defs), tuple(out), borders,
-                             result.lemmas, verdict,
-                             _words("The border conditions: the entry ", entry, " receives from the output position (i, j) only when")
-                             if borders else None,
-                             Row(*borders) if borders else None,
-                             _border_note(raw, conv) if raw and conv is not None else None)
+    return GeneralDerivation(
+        rule.name,
+        _GENERAL_TITLES.get(rule.name, rule.name),
+        result.status,
+        tuple(defs),
+        tuple(out),
+        borders,
+        result.lemmas,
+        verdict,
+        _words("The border conditions: the entry ", entry, " receives from the output position (i, j) only when") if borders else None,
+        Row(*borders) if borders else None,
+        _border_note(raw, conv) if raw and conv is not None else None,
+    )
 
 
 def _border_note(raw: list, conv: dict) -> Words:
@@ -786,17 +982,36 @@ def _border_note(raw: list, conv: dict) -> Words:
 
     def reached(h: int, w: int) -> int:
         at = {**sizes, general.fh: h, general.fw: w}
-        ok = lambda i, j: all(0 <= d.subs({**at, general.bi: i, general.bj: j}) <= (top.subs(at) if top is not None else sp.oo)  # noqa: E731
-                              for d, top in raw)
-        return sum(bool(ok(i, j)) for i in range(ho) for j in range(wo))
+
+        def reads(i: int, j: int) -> bool:
+            return all(0 <= d.subs({**at, general.bi: i, general.bj: j}) <= (sp.oo if top is None else top.subs(at)) for d, top in raw)
+
+        return sum(reads(i, j) for i in range(ho) for j in range(wo))
 
     mid = (conv["H"] // 2, conv["W"] // 2)
     return _words(
         "That is, the filter tap that reads the entry must lie inside the filter; near the border fewer output positions "
-        "qualify. In this network (", eq(general.s, conv["s"]), ", ", eq(general.p, conv["p"]), ", ", eq(general.K_h, conv["Kh"]), ", ",
-        eq(general.K_w, conv["Kw"]), ", ", eq(general.H_o, ho), ", ", eq(general.W_o, wo), ") the corner entry ",
-        general.X[0, 0, 0], " is reached from ", _count(reached(0, 0), "output position"), ", the inner entry ",
-        general.X[0, mid[0], mid[1]], " from ", _count(reached(*mid), "output position"), ".",
+        "qualify. In this network (",
+        eq(general.s, conv["s"]),
+        ", ",
+        eq(general.p, conv["p"]),
+        ", ",
+        eq(general.K_h, conv["Kh"]),
+        ", ",
+        eq(general.K_w, conv["Kw"]),
+        ", ",
+        eq(general.H_o, ho),
+        ", ",
+        eq(general.W_o, wo),
+        ") the corner entry ",
+        general.X[0, 0, 0],
+        " is reached from ",
+        _count(reached(0, 0), "output position"),
+        ", the inner entry ",
+        general.X[0, mid[0], mid[1]],
+        " from ",
+        _count(reached(*mid), "output position"),
+        ".",
     )
 
 

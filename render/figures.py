@@ -16,12 +16,13 @@ Cell rules shared by ``heatmap``, ``matrix_panel`` and ``pool_routing``:
 * row and column indices start at 1, as in the lecture;
 * a 1-D vector is drawn as a single row.
 """
+
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Optional, Sequence, Union
 
 import matplotlib
 import numpy as np
@@ -29,11 +30,11 @@ from matplotlib import patheffects
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import Colormap, Normalize
 from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
 from matplotlib.font_manager import FontProperties
+from matplotlib.lines import Line2D
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
 from matplotlib.path import Path as MplPath
 from matplotlib.textpath import TextToPath
-from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
 
 __all__ = [
     "DPI",
@@ -44,7 +45,7 @@ __all__ = [
     "pool_routing",
 ]
 
-PathLike = Union[str, Path]
+PathLike = str | Path
 Formatter = Callable[[float], str]
 
 DPI = 150
@@ -149,7 +150,7 @@ def format_value(value: object) -> str:
     return f"{v:.3g}"
 
 
-def _cell_label(value: object, fmt: Optional[Formatter]) -> str:
+def _cell_label(value: object, fmt: Formatter | None) -> str:
     if fmt is not None:
         return str(fmt(value))  # type: ignore[arg-type]
     # Typographic minus sign for the default format (DejaVu Sans has U+2212).
@@ -176,7 +177,7 @@ def _as_matrix(a: object, what: str) -> np.ndarray:
     return m
 
 
-def _as_mask(mark: object, shape: tuple, what: str) -> Optional[np.ndarray]:
+def _as_mask(mark: object, shape: tuple, what: str) -> np.ndarray | None:
     if mark is None:
         return None
     m = np.asarray(mark)
@@ -187,7 +188,7 @@ def _as_mask(mark: object, shape: tuple, what: str) -> Optional[np.ndarray]:
     return m.astype(bool)
 
 
-def _cmap(cmap: Union[str, Colormap]) -> Colormap:
+def _cmap(cmap: str | Colormap) -> Colormap:
     return matplotlib.colormaps[cmap] if isinstance(cmap, str) else cmap
 
 
@@ -244,8 +245,7 @@ _TITLE_FONT = 10.5
 class _Panel:
     """One matrix to draw: values, labels, and layout decisions."""
 
-    def __init__(self, values: np.ndarray, title: str, mark: Optional[np.ndarray], norm: Normalize,
-                 fmt: Optional[Formatter]):
+    def __init__(self, values: np.ndarray, title: str, mark: np.ndarray | None, norm: Normalize, fmt: Formatter | None):
         self.values = values
         self.title = title
         self.mark = mark
@@ -263,7 +263,7 @@ class _Panel:
         return (_CBAR_GAP + _CBAR_W + _CBAR_LABEL_W) if self.colorbar else 0.0
 
 
-def _layout(panels: Sequence[_Panel], gaps: Optional[Sequence[float]] = None) -> tuple[Figure, float, float]:
+def _layout(panels: Sequence[_Panel], gaps: Sequence[float] | None = None) -> tuple[Figure, float, float]:
     """Create the figure and place one axes per panel, same cell size everywhere.
 
     Returns (figure, cell size in inches, cell font size in points).
@@ -286,8 +286,7 @@ def _layout(panels: Sequence[_Panel], gaps: Optional[Sequence[float]] = None) ->
         return out
 
     def fixed_width(cell_in: float) -> float:
-        return (2 * _MARGIN + sum(_ROW_LABEL_W + p.extra_width() for p in panels) + sum(gaps)
-                + sum(a + b for a, b in pads(cell_in)))
+        return 2 * _MARGIN + sum(_ROW_LABEL_W + p.extra_width() for p in panels) + sum(gaps) + sum(a + b for a, b in pads(cell_in))
 
     def widest_cell(cell_in: float) -> float:
         # fixed_width grows as cells shrink (title pads), so settle it with a few passes.
@@ -353,13 +352,20 @@ def _draw_panel(p: _Panel, cmap: Colormap, cell: float, font: float, title_top: 
     ax = p.ax
     fig = ax.figure
     rows, cols = p.rows, p.cols
-    ax.imshow(np.asarray(p.values, dtype=float), cmap=cmap, norm=p.norm, interpolation="nearest",
-              aspect="auto", extent=(-0.5, cols - 0.5, rows - 0.5, -0.5))
+    ax.imshow(
+        np.asarray(p.values, dtype=float),
+        cmap=cmap,
+        norm=p.norm,
+        interpolation="nearest",
+        aspect="auto",
+        extent=(-0.5, cols - 0.5, rows - 0.5, -0.5),
+    )
     ax.set_xlim(-0.5, cols - 0.5)
     ax.set_ylim(rows - 0.5, -0.5)
 
     cell_pt = cell * 72.0
     tick_font = max(5.0, min(8.0, cell_pt * 0.42))
+
     def ticks(count: int) -> list[int]:
         step = 1 if count <= 16 else 5
         if step == 1:
@@ -370,6 +376,7 @@ def _draw_panel(p: _Panel, cmap: Colormap, cell: float, font: float, title_top: 
         if len(picks) > 1 and count - 1 - picks[-1] < 3:  # "25" beside "26" would collide
             picks.pop()
         return [*picks, count - 1]
+
     xt, yt = ticks(cols), ticks(rows)
     ax.set_xticks(xt, [str(t + 1) for t in xt], fontsize=tick_font)
     ax.set_yticks(yt, [str(t + 1) for t in yt], fontsize=tick_font)
@@ -414,16 +421,26 @@ def _outline_cells(ax, cells, cell: float, colour: str, *, scale: float = 1.0, s
     lw = _outline_width(cell_pt) * scale
     inset = (lw / 2.0) / cell_pt  # keep the whole stroke inside the cell (data units)
     for i, j in cells:
-        ax.add_patch(Rectangle((j - 0.5 + inset, i - 0.5 + inset), 1 - 2 * inset, 1 - 2 * inset,
-                               fill=False, edgecolor=colour, linewidth=lw, linestyle=style,
-                               joinstyle="miter", zorder=4))
+        ax.add_patch(
+            Rectangle(
+                (j - 0.5 + inset, i - 0.5 + inset),
+                1 - 2 * inset,
+                1 - 2 * inset,
+                fill=False,
+                edgecolor=colour,
+                linewidth=lw,
+                linestyle=style,
+                joinstyle="miter",
+                zorder=4,
+            )
+        )
 
 
 def _title_top(fig: Figure) -> float:
     return 1.0 - _MARGIN / fig.get_figheight()
 
 
-def _render_panels(panels: list[_Panel], path: PathLike, cmap: Union[str, Colormap]) -> Path:
+def _render_panels(panels: list[_Panel], path: PathLike, cmap: str | Colormap) -> Path:
     with matplotlib.rc_context(_RC):
         fig, cell, font = _layout(panels)
         cm = _cmap(cmap)
@@ -432,8 +449,9 @@ def _render_panels(panels: list[_Panel], path: PathLike, cmap: Union[str, Colorm
         return _save(fig, path)
 
 
-def heatmap(matrix: object, title: str, path: PathLike, *, mark: object = None,
-            fmt: Optional[Formatter] = None, cmap: Union[str, Colormap] = DEFAULT_CMAP) -> Path:
+def heatmap(
+    matrix: object, title: str, path: PathLike, *, mark: object = None, fmt: Formatter | None = None, cmap: str | Colormap = DEFAULT_CMAP
+) -> Path:
     """Draw one matrix as coloured cells with its values written in, and write a PNG.
 
     ``mark`` is an optional boolean mask of the same shape; marked cells get a thick outline
@@ -449,9 +467,15 @@ def heatmap(matrix: object, title: str, path: PathLike, *, mark: object = None,
     return _render_panels([panel], path, cmap)
 
 
-def matrix_panel(mats: Sequence[object], titles: Sequence[str], path: PathLike, *,
-                 marks: Optional[Sequence[object]] = None, fmt: Optional[Formatter] = None,
-                 cmap: Union[str, Colormap] = DEFAULT_CMAP) -> Path:
+def matrix_panel(
+    mats: Sequence[object],
+    titles: Sequence[str],
+    path: PathLike,
+    *,
+    marks: Sequence[object] | None = None,
+    fmt: Formatter | None = None,
+    cmap: str | Colormap = DEFAULT_CMAP,
+) -> Path:
     """Draw several matrices side by side (same cell size, each with its own colour range).
 
     Used for the worked forward pass (X, Z1, A1, P1, ...).  ``marks``, if given, has one entry
@@ -479,9 +503,18 @@ def matrix_panel(mats: Sequence[object], titles: Sequence[str], path: PathLike, 
     return _render_panels(panels, path, cmap)
 
 
-def pool_routing(a1: object, mask: object, grad_p1: object, grad_a1: object, pool: int, path: PathLike, *,
-                 titles: Optional[Sequence[str]] = None, fmt: Optional[Formatter] = None,
-                 cmap: Union[str, Colormap] = DEFAULT_CMAP) -> Path:
+def pool_routing(
+    a1: object,
+    mask: object,
+    grad_p1: object,
+    grad_a1: object,
+    pool: int,
+    path: PathLike,
+    *,
+    titles: Sequence[str] | None = None,
+    fmt: Formatter | None = None,
+    cmap: str | Colormap = DEFAULT_CMAP,
+) -> Path:
     """Draw the max-pool backward pass: A1 with windows and winners | dL/dP1 | dL/dA1.
 
     ``mask`` is the 0/1 one-hot of the (first) maximum of each ``pool`` x ``pool`` window, same
@@ -526,12 +559,12 @@ def pool_routing(a1: object, mask: object, grad_p1: object, grad_a1: object, poo
     arrows = pr <= 2 and pc <= 2  # routing is clean up to 2x2 windows; beyond, colours only
 
     # For each window: the winner (first True in the mask, row-major) and any tied non-winners.
-    winners: dict[tuple[int, int], Optional[tuple[int, int]]] = {}
+    winners: dict[tuple[int, int], tuple[int, int] | None] = {}
     ties: dict[tuple[int, int], list[tuple[int, int]]] = {}
     for wi in range(pr):
         for wj in range(pc):
-            block = a[wi * pool:(wi + 1) * pool, wj * pool:(wj + 1) * pool]
-            wblock = win[wi * pool:(wi + 1) * pool, wj * pool:(wj + 1) * pool]
+            block = a[wi * pool : (wi + 1) * pool, wj * pool : (wj + 1) * pool]
+            wblock = win[wi * pool : (wi + 1) * pool, wj * pool : (wj + 1) * pool]
             hits = np.argwhere(wblock)
             winner = None
             if len(hits):
@@ -542,7 +575,7 @@ def pool_routing(a1: object, mask: object, grad_p1: object, grad_a1: object, poo
             # dead all-zero ReLU window, where outlining every cell would only add noise).
             if winner is not None and not np.all(block == block.flat[0]):
                 best = a[winner]
-                for (bi, bj) in np.argwhere(block == best):
+                for bi, bj in np.argwhere(block == best):
                     cell_ij = (wi * pool + int(bi), wj * pool + int(bj))
                     if cell_ij != winner:
                         tied.append(cell_ij)
@@ -550,8 +583,11 @@ def pool_routing(a1: object, mask: object, grad_p1: object, grad_a1: object, poo
 
     if titles is None:
         any_tie = any(ties.values())
-        titles = ["A1: pool windows, max outlined" + ("\n(dashed: tie, not routed)" if any_tie else ""),
-                  "\u2202L/\u2202P1", "\u2202L/\u2202A1: routed to the max"]
+        titles = [
+            "A1: pool windows, max outlined" + ("\n(dashed: tie, not routed)" if any_tie else ""),
+            "\u2202L/\u2202P1",
+            "\u2202L/\u2202A1: routed to the max",
+        ]
     for p, t in zip(panels, titles):
         p.title = t
     panels[2].labels_right = arrows
@@ -647,8 +683,9 @@ def _assign_lanes(winners: Sequence[tuple[int, int]]) -> dict[tuple[int, int], f
     return lanes
 
 
-def _route_arrow(fig: Figure, ax_p, ax_g, src: tuple[int, int], dst: tuple[int, int], lane: Optional[float],
-                 pr: int, pc: int, colour: str, cell: float) -> None:
+def _route_arrow(
+    fig: Figure, ax_p, ax_g, src: tuple[int, int], dst: tuple[int, int], lane: float | None, pr: int, pc: int, colour: str, cell: float
+) -> None:
     """Arrow from dL/dP1 cell ``src`` to dL/dA1 winner ``dst`` that covers no cell's number.
 
     It leaves the dL/dP1 cell through its right edge (last column) or its top/bottom edge and runs
@@ -693,10 +730,18 @@ def _route_arrow(fig: Figure, ax_p, ax_g, src: tuple[int, int], dst: tuple[int, 
     cell_pt = cell * 72.0
     lw = max(1.1, min(1.8, cell_pt * 0.045))
     arrow = FancyArrowPatch(
-        path=pb.path(), transform=fig.dpi_scale_trans,
-        arrowstyle="-|>,head_length=0.55,head_width=0.28", mutation_scale=13,
-        color=colour, linewidth=lw, shrinkA=0, shrinkB=0, zorder=2.5, clip_on=False,
-        joinstyle="round", capstyle="round",
+        path=pb.path(),
+        transform=fig.dpi_scale_trans,
+        arrowstyle="-|>,head_length=0.55,head_width=0.28",
+        mutation_scale=13,
+        color=colour,
+        linewidth=lw,
+        shrinkA=0,
+        shrinkB=0,
+        zorder=2.5,
+        clip_on=False,
+        joinstyle="round",
+        capstyle="round",
         path_effects=[patheffects.withStroke(linewidth=lw + 2.0, foreground="white")],
     )
     ax_g.add_artist(arrow)
@@ -736,8 +781,7 @@ def architecture(shapes: Sequence[Sequence[object]], path: PathLike) -> Path:
     for k, entry in enumerate(shapes):
         entry = tuple(entry)
         if len(entry) not in (3, 4):
-            raise ValueError(f"architecture shapes[{k}]: expected (name, shape_text, op_to_next[, trainable]), "
-                             f"got {entry!r}")
+            raise ValueError(f"architecture shapes[{k}]: expected (name, shape_text, op_to_next[, trainable]), got {entry!r}")
         name, shape_text, op = entry[0], entry[1], entry[2]
         trainable = bool(entry[3]) if len(entry) == 4 else bool(op and _PARAM_RE.search(str(op)))
         items.append((str(name), str(shape_text), None if op is None else str(op), trainable))
@@ -786,29 +830,61 @@ def architecture(shapes: Sequence[Sequence[object]], path: PathLike) -> Path:
             last = k == n - 1
             face = "#fbe3e1" if last else ("#eeeeee" if k == 0 else "#e4eefa")
             edge = "#a33a2f" if last else ("#555555" if k == 0 else "#3a6ea5")
-            ax.add_patch(FancyBboxPatch((x0, y0), box_w, box_h, boxstyle="round,pad=0,rounding_size=0.07",
-                                        facecolor=face, edgecolor=edge, linewidth=1.2, zorder=2))
-            ax.text(x0 + box_w / 2, yc + 0.1, name, ha="center", va="center", fontsize=name_font,
-                    fontweight="bold", zorder=3)
-            ax.text(x0 + box_w / 2, yc - 0.14, shape_text, ha="center", va="center", fontsize=shape_font,
-                    color="#333333", zorder=3)
+            ax.add_patch(
+                FancyBboxPatch(
+                    (x0, y0),
+                    box_w,
+                    box_h,
+                    boxstyle="round,pad=0,rounding_size=0.07",
+                    facecolor=face,
+                    edgecolor=edge,
+                    linewidth=1.2,
+                    zorder=2,
+                )
+            )
+            ax.text(x0 + box_w / 2, yc + 0.1, name, ha="center", va="center", fontsize=name_font, fontweight="bold", zorder=3)
+            ax.text(x0 + box_w / 2, yc - 0.14, shape_text, ha="center", va="center", fontsize=shape_font, color="#333333", zorder=3)
             if op is None and last:
                 continue
             xa, xb = x0 + box_w, x0 + box_w + gap
             colour = _TRAINABLE_COLOUR if trainable else _PLAIN_ARROW_COLOUR
-            ax.add_patch(FancyArrowPatch((xa, yc), (xb, yc), arrowstyle="-|>,head_length=4,head_width=2.2"
-                                         if trainable else "-|>,head_length=3.5,head_width=1.8",
-                                         mutation_scale=1.6 if trainable else 1.5,
-                                         color=colour, linewidth=2.6 if trainable else 1.3,
-                                         shrinkA=2, shrinkB=2, zorder=2))
+            ax.add_patch(
+                FancyArrowPatch(
+                    (xa, yc),
+                    (xb, yc),
+                    arrowstyle="-|>,head_length=4,head_width=2.2" if trainable else "-|>,head_length=3.5,head_width=1.8",
+                    mutation_scale=1.6 if trainable else 1.5,
+                    color=colour,
+                    linewidth=2.6 if trainable else 1.3,
+                    shrinkA=2,
+                    shrinkB=2,
+                    zorder=2,
+                )
+            )
             if op:
-                ax.text((xa + xb) / 2, y0 + box_h + 0.06, _split_op(op), ha="center", va="bottom",
-                        fontsize=op_font, color=colour, fontweight="bold" if trainable else "normal",
-                        linespacing=1.1, zorder=3)
+                ax.text(
+                    (xa + xb) / 2,
+                    y0 + box_h + 0.06,
+                    _split_op(op),
+                    ha="center",
+                    va="bottom",
+                    fontsize=op_font,
+                    color=colour,
+                    fontweight="bold" if trainable else "normal",
+                    linespacing=1.1,
+                    zorder=3,
+                )
         if any_trainable:
             lx = margin + 0.05
             ly = margin + legend_h / 2 - 0.02
             ax.add_line(Line2D([lx, lx + 0.3], [ly, ly], color=_TRAINABLE_COLOUR, linewidth=2.6))
-            ax.text(lx + 0.38, ly, "step with trainable parameters (updated by gradient descent)",
-                    ha="left", va="center", fontsize=7.5, color="#333333")
+            ax.text(
+                lx + 0.38,
+                ly,
+                "step with trainable parameters (updated by gradient descent)",
+                ha="left",
+                va="center",
+                fontsize=7.5,
+                color="#333333",
+            )
         return _save(fig, path)

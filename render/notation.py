@@ -3,6 +3,7 @@
 These are never evaluated; ``printer.CnnLatexPrinter`` prints them. They let the document
 model hold every formula as a SymPy object, so that templates only print.
 """
+
 from __future__ import annotations
 
 import sympy as sp

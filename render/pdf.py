@@ -1,4 +1,5 @@
 """Compiling the LaTeX handout with latexmk, reproducibly, in the folder that holds it."""
+
 from __future__ import annotations
 
 import os
@@ -8,9 +9,11 @@ from pathlib import Path
 
 from symbolic.errors import RenderError
 
-HOW_TO_GET_TEX = ("no TeX engine found (latexmk and pdflatex); install them with "
-                  "`apt-get install latexmk texlive-latex-recommended texlive-latex-extra texlive-fonts-recommended lmodern` "
-                  "or run `bash .ci/setup`")
+HOW_TO_GET_TEX = (
+    "no TeX engine found (latexmk and pdflatex); install them with "
+    "`apt-get install latexmk texlive-latex-recommended texlive-latex-extra texlive-fonts-recommended lmodern` "
+    "or run `bash .ci/setup`"
+)
 
 
 def tex_available() -> bool:

@@ -5,6 +5,7 @@ atom is a display object from ``notation`` (``Relu1``: 1[z > 0]; ``Wins``: a is 
 of the window that makes p; ``A_2`` for the sigmoid). ``CnnLatexPrinter`` and ``CnnTextPrinter`` then print
 names like ``w2_3`` as W2's third weight and ``x_1,12`` with a comma.
 """
+
 from __future__ import annotations
 
 import sympy as sp
@@ -98,7 +99,7 @@ class CnnLatexPrinter(LatexPrinter):
         lines = []
         for start in range(0, len(terms), per_line):
             parts = []
-            for i, t in enumerate(terms[start:start + per_line]):
+            for i, t in enumerate(terms[start : start + per_line]):
                 code = self._print(t)
                 if start + i == 0:
                     parts.append(code)
@@ -127,7 +128,6 @@ class CnnLatexPrinter(LatexPrinter):
     def _print_Boxed(self, expr, exp=None):
         return rf"\boxed{{{self._print(expr.args[0])}}}"
 
-
     def _print_Sigma(self, expr, exp=None):
         return rf"\sigma\left({self._print(expr.args[0])}\right)"
 
@@ -140,7 +140,7 @@ class CnnLatexPrinter(LatexPrinter):
         ranges = []
         for var, lo, hi in limits:
             if lo == 0:
-                ranges.append(rf"{self._print(var)} < {self._print(_tidy_add(hi + 1))}")
+                ranges.append(rf"{self._print(var)} < {self._print(tidy_add(hi + 1))}")
             else:
                 ranges.append(rf"{self._print(lo)} \le {self._print(var)} \le {self._print(hi)}")
         under = ranges[0] if len(ranges) == 1 else r"\substack{" + r" \\ ".join(ranges) + "}"
@@ -293,10 +293,10 @@ def _term_rank(term) -> tuple:
     return (int(bool(coeff.is_negative)), int(rest.has(sp.Sum, IndexSum)), len(sp.Mul.make_args(rest)), sp.default_sort_key(rest))
 
 
-def _tidy_add(expr):
+def tidy_add(expr):
     """An Add with its terms in the order a lecture writes them (h + p - s i, K - 1), unevaluated.
 
-    >>> h, p, i, s = sp.symbols("h p i s"); latex(_tidy_add(-i * s + p + h - 1))
+    >>> h, p, i, s = sp.symbols("h p i s"); latex(tidy_add(-i * s + p + h - 1))
     'h + p - i s - 1'
     """
     expr = sp.expand(expr)

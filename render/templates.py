@@ -4,6 +4,7 @@ Delimiters are ``<< expr >>``, ``<% statement %>`` and ``<# comment #>``: braces
 to LaTeX. Filters only print: ``tex`` (a SymPy object through ``CnnLatexPrinter``), ``num`` and
 ``nummat`` (numbers as SymPy numbers, then printed), ``esc`` (plain text made safe for LaTeX).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,8 +21,18 @@ FORMATS = {
     "tex": {"one": r"\mathbf{1}", "macros": "tex.j2"},
 }
 
-_TEX_SPECIALS = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
-                 "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}"}
+_TEX_SPECIALS = {
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "\\": r"\textbackslash{}",
+}
 
 
 def _escape_tex(text: str) -> str:
@@ -37,9 +48,12 @@ def environment(fmt: str) -> jinja2.Environment:
     settings = FORMATS[fmt]
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES)),
-        block_start_string="<%", block_end_string="%>",
-        variable_start_string="<<", variable_end_string=">>",
-        comment_start_string="<#", comment_end_string="#>",
+        block_start_string="<%",
+        block_end_string="%>",
+        variable_start_string="<<",
+        variable_end_string=">>",
+        comment_start_string="<#",
+        comment_end_string="#>",
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,

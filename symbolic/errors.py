@@ -29,3 +29,7 @@ class RenderError(CnnDeriveError):
 
 class SizeError(CnnDeriveError):
     """Sizes whose symbolic work would take minutes, refused up front (``--force`` goes on)."""
+
+
+class TrainError(CnnDeriveError):
+    """Training options, data or a spec that do not fit the task, or an output that cannot be written."""

@@ -86,6 +86,7 @@ __all__ = [
     "PRESET_CONV",
     "RECT_CONV",
     "SEED_CONV",
+    "SIZES",
     "GeneralResult",
     "GeneralRule",
     "Instance",
@@ -124,6 +125,8 @@ K_h, K_w, s, H_o, W_o = _size("K_h"), _size("K_w"), _size("s"), _size("H_o"), _s
 k_h, k_w = _size("k_h"), _size("k_w")
 N, U, n, m = _size("N"), _size("U"), _size("n"), _size("m")
 p = sp.Symbol("p", integer=True, nonnegative=True)  # padding 0 is the seed, so p >= 0, not > 0
+# Every size symbol of the layers (what a range condition's bound is made of).
+SIZES: frozenset[sp.Symbol] = frozenset({C, O, H, W, K_h, K_w, s, H_o, W_o, k_h, k_w, N, U, n, m, p})
 alpha_slope = sp.Symbol("alpha", real=True)
 z_s, y_s = sp.Symbol("z", real=True), sp.Symbol("y", real=True)
 L_sym, S_sym = sp.Symbol("L"), sp.Symbol("S")

@@ -141,9 +141,7 @@ def lse_derivative(m: int = 3) -> bool:
     atoms.softmax(z, [f"a{k}" for k in range(m)], "L")
     zs = [sp.Symbol(f"z{k}") for k in range(m)]
     total = sp.Add(*[sp.exp(x) for x in zs])
-    return all(
-        _rational_in_exp(_table_entry(atoms, lse(*z).diff(zk)) - sp.diff(sp.log(total), zz), zs) for zk, zz in zip(z, zs)
-    )
+    return all(_rational_in_exp(_table_entry(atoms, lse(*z).diff(zk)) - sp.diff(sp.log(total), zz), zs) for zk, zz in zip(z, zs))
 
 
 def tanh_derivative() -> bool:
@@ -154,7 +152,10 @@ def tanh_derivative() -> bool:
     """
     z = sp.Symbol("z")
     t = (sp.exp(z) - sp.exp(-z)) / (sp.exp(z) + sp.exp(-z))
-    return _rational_in_exp(sp.diff(t, z) - (1 - t**2), [z]) and se.tanh(se.Symbol("z")).diff(se.Symbol("z")) == 1 - se.tanh(se.Symbol("z")) ** 2
+    return (
+        _rational_in_exp(sp.diff(t, z) - (1 - t**2), [z])
+        and se.tanh(se.Symbol("z")).diff(se.Symbol("z")) == 1 - se.tanh(se.Symbol("z")) ** 2
+    )
 
 
 # -- the losses the network builds, and their stable forms ------------------------------------------

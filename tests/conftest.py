@@ -3,6 +3,7 @@
 pytest's default "prepend" import mode only puts tests/ on sys.path when tests/ is not a package,
 and never the project root, so `python -m pytest` and plain `pytest` would otherwise differ.
 """
+
 from __future__ import annotations
 
 import sys

@@ -87,6 +87,7 @@ def test_a_damaged_cache_file_is_recompiled_not_trusted(tmp_path, monkeypatch):
 
 def test_without_llvm_it_falls_back_to_numpy_with_one_notice(monkeypatch, capsys):
     monkeypatch.setattr(llvm, "available", lambda: False)
+    monkeypatch.setattr("symbolic.numeric._said", set())
     compile_network.cache_clear()
     net = compile_network(load_spec(), backend="llvm", outputs="gradients")
     assert net.backend == "numpy"

@@ -4,6 +4,7 @@ Every subprocess build of this module is started at once by the module fixture `
 (they are independent), including the single PDF build of the test session. The orchestrator
 the command line calls, `render.build.build_handout_files`, is also tested directly.
 """
+
 from __future__ import annotations
 
 import os
@@ -30,10 +31,28 @@ ROOT = Path(__file__).resolve().parents[1]
 PREFIX = "cnn-derive: "
 TIMEOUT = 600
 
-SECTION_TITLES = ("The network", "Forward propagation", "The fully connected part", "The convolutional part",
-                  "A worked example", "The same rule for every size", "Appendix", "Every layer's rule for every size")
-KEY_WORDS = ("proven symbolically", "conv", "unpool", "reshape", "softplus", "sigmoid", "ReLU", "Kronecker delta",
-             "border conditions", "Proven for every size")
+SECTION_TITLES = (
+    "The network",
+    "Forward propagation",
+    "The fully connected part",
+    "The convolutional part",
+    "A worked example",
+    "The same rule for every size",
+    "Appendix",
+    "The general rules of every layer",
+)
+KEY_WORDS = (
+    "proven symbolically",
+    "conv",
+    "unpool",
+    "reshape",
+    "softplus",
+    "sigmoid",
+    "ReLU",
+    "Kronecker delta",
+    "border conditions",
+    "Proven for every size",
+)
 JINJA_DELIMITERS = ("<<", "<%", "%>", "<#", "#>")
 OLD_MARKER = "marker: an earlier build\n"
 
@@ -55,8 +74,7 @@ def no_tex_env(folder: Path) -> dict:
 class Run:
     def __init__(self, argv: list, out: Path, env: dict | None = None):
         self.out = out
-        self.popen = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                      text=True)
+        self.popen = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.stdout = self.stderr = self.returncode = None
 
     def wait(self) -> Run:
@@ -85,14 +103,11 @@ def builds(tmp_path_factory):
     env = no_tex_env(base / "empty-bin")
     runs = {
         "quiet_a": Run(cli("build", "--out", str(old), "--format", "md,tex", "--quiet"), old),
-        "quiet_b": Run(cli("build", "--out", str(base / "b" / "seed"), "--format", "md,tex", "--quiet"),
-                       base / "b" / "seed"),
+        "quiet_b": Run(cli("build", "--out", str(base / "b" / "seed"), "--format", "md,tex", "--quiet"), base / "b" / "seed"),
         "full": Run(cli("build", "--out", str(base / "c" / "seed")), base / "c" / "seed"),
         "no_tex": Run(cli("build", "--out", str(base / "d" / "seed"), "--quiet"), base / "d" / "seed", env=env),
-        "no_tex_pdf": Run(cli("build", "--out", str(base / "e" / "x" / "seed"), "--format", "pdf"),
-                          base / "e" / "x" / "seed", env=env),
-        "bad_sizes": Run(cli("build", "--n", "3", "--k", "5", "--out", str(base / "f" / "x" / "seed")),
-                         base / "f" / "x" / "seed"),
+        "no_tex_pdf": Run(cli("build", "--out", str(base / "e" / "x" / "seed"), "--format", "pdf"), base / "e" / "x" / "seed", env=env),
+        "bad_sizes": Run(cli("build", "--n", "3", "--k", "5", "--out", str(base / "f" / "x" / "seed")), base / "f" / "x" / "seed"),
     }
     return {name: run.wait() for name, run in runs.items()}
 
@@ -110,7 +125,7 @@ def one_error_line(run: Run) -> str:
     lines = run.stderr.splitlines()
     assert len(lines) == 1, run.stderr
     assert lines[0].startswith(PREFIX), lines[0]
-    return lines[0][len(PREFIX):]
+    return lines[0][len(PREFIX) :]
 
 
 def files(folder: Path) -> dict:
@@ -181,8 +196,7 @@ def poppler(tool: str) -> str:
 def pdf_text(builds) -> str:
     pdf = ok(builds["full"]) / "handout.pdf"
     assert pdf.is_file(), "the default build must write handout.pdf when TeX is installed"
-    text = subprocess.run([poppler("pdftotext"), "-enc", "UTF-8", str(pdf), "-"], capture_output=True, text=True,
-                          check=True).stdout
+    text = subprocess.run([poppler("pdftotext"), "-enc", "UTF-8", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
     for lig, plain in {"\ufb00": "ff", "\ufb01": "fi", "\ufb02": "fl", "\ufb03": "ffi", "\ufb04": "ffl"}.items():
         text = text.replace(lig, plain)
     return " ".join(text.split())
@@ -408,13 +422,13 @@ def test_general_table_has_every_rule_and_no_seconds(general_model):
 
 def test_general_section_in_the_files(handout):
     _, md, tex = handout
-    section = md[md.index("## 7. The same rule for every size"):md.index("## Appendix A")]
+    section = md[md.index("## 7. The same rule for every size") : md.index("## Appendix A")]
     assert section.count("**Step ") == sum(len(r.prove().steps) for r in map(general.rule_by_name, GENERAL_SHOWN))
     assert r"0 \le h + p - s\,i \le K_{h} - 1" in section
-    appendix = md[md.index("## Appendix D"):]
+    appendix = md[md.index("## Appendix D") :]
     assert "| conv2d.input | conv2d | proven | 12 |" in appendix
     assert not re.search(r"\d\.\d", appendix), "a time (or any decimal) in the general rules' table"
-    assert r"\section*{7. The same rule for every size}" in tex and r"\section*{Appendix D. Every layer's rule for every size}" in tex
+    assert r"\section*{7. The same rule for every size}" in tex and r"\section*{Appendix D. The general rules of every layer}" in tex
 
 
 # --------------------------------------------------------------------------------------------

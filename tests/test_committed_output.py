@@ -2,6 +2,7 @@
 
 The PDF is not compared: it is compiled by whatever TeX the machine has.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -19,8 +20,13 @@ FIX = "run `cnn-derive build` (from the repository's top folder) and commit outp
 @pytest.fixture(scope="module")
 def fresh(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("fresh") / "seed"
-    proc = subprocess.run([sys.executable, "-m", "render.cli", "build", "--out", str(out), "--format", "md,tex",
-                           "--quiet"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "render.cli", "build", "--out", str(out), "--format", "md,tex", "--quiet"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, f"cnn-derive build failed: {proc.stderr}"
     return out
 
@@ -41,8 +47,9 @@ def test_committed_handout_is_current(name, fresh):
     assert committed.is_file(), f"{committed.relative_to(ROOT)} is missing: {FIX}"
     old, new = committed.read_bytes(), (fresh / name).read_bytes()
     if old != new:
-        pytest.fail(f"output/seed/{name} is out of date: {FIX}\n"
-                    f"{first_difference(old.decode('utf-8', 'replace'), new.decode('utf-8', 'replace'))}")
+        pytest.fail(
+            f"output/seed/{name} is out of date: {FIX}\n{first_difference(old.decode('utf-8', 'replace'), new.decode('utf-8', 'replace'))}"
+        )
 
 
 def test_committed_figures_are_current(fresh):

@@ -1,4 +1,5 @@
 """Tests for render/figures.py: deterministic, valid, modest PNGs for every figure and edge shape."""
+
 from __future__ import annotations
 
 import struct
@@ -7,10 +8,9 @@ import sys
 import zlib
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import pytest
-
-import matplotlib
 
 from render import figures
 from render.figures import architecture, format_value, heatmap, matrix_panel, pool_routing
@@ -42,10 +42,10 @@ def png_info(path: Path) -> dict:
     assert data[:8] == PNG_SIGNATURE, f"{path} is not a PNG"
     pos, chunks, text_keys = 8, [], []
     while pos < len(data):
-        (length,) = struct.unpack(">I", data[pos:pos + 4])
-        kind = data[pos + 4:pos + 8]
-        body = data[pos + 8:pos + 8 + length]
-        (crc,) = struct.unpack(">I", data[pos + 8 + length:pos + 12 + length])
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind = data[pos + 4 : pos + 8]
+        body = data[pos + 8 : pos + 8 + length]
+        (crc,) = struct.unpack(">I", data[pos + 8 + length : pos + 12 + length])
         assert zlib.crc32(kind + body) & 0xFFFFFFFF == crc, f"bad CRC in {kind!r}"
         chunks.append(kind)
         if kind in (b"tEXt", b"iTXt", b"zTXt"):
@@ -69,16 +69,13 @@ def seed_data():
     """Seed-like numbers: X 6x6 integers 0..3, a 4x4 Z1 with negatives and a tie window, ~1e-2 gradients."""
     rng = np.random.default_rng(7)
     x = rng.integers(0, 4, size=(6, 6))
-    z1 = np.array([[1.5, -0.5, 2.0, 2.0],
-                   [0.25, 3.0, 2.0, -1.0],
-                   [-2.0, -0.75, 0.5, 1.25],
-                   [-1.5, -3.0, 0.125, 0.5]])
+    z1 = np.array([[1.5, -0.5, 2.0, 2.0], [0.25, 3.0, 2.0, -1.0], [-2.0, -0.75, 0.5, 1.25], [-1.5, -3.0, 0.125, 0.5]])
     a1 = np.maximum(z1, 0.0)
     mask = np.zeros_like(a1)
     p1 = np.zeros((2, 2))
     for i in range(2):
         for j in range(2):
-            block = a1[2 * i:2 * i + 2, 2 * j:2 * j + 2]
+            block = a1[2 * i : 2 * i + 2, 2 * j : 2 * j + 2]
             r, c = divmod(int(np.argmax(block)), 2)  # first maximum, row-major
             mask[2 * i + r, 2 * j + c] = 1.0
             p1[i, j] = block[r, c]
@@ -93,9 +90,12 @@ def render_all(out: Path) -> dict[str, Path]:
         "arch": architecture(SHAPES, out / "arch.png"),
         "heat": heatmap(d["z1"], "Z1", out / "heat.png"),
         "heat_mark": heatmap(d["a1"], "A1", out / "heat_mark.png", mark=d["mask"].astype(bool)),
-        "panel": matrix_panel([d["x"], d["z1"], d["a1"], d["p1"], d["p1"].ravel()],
-                              ["X", "Z1", "A1", "P1", "F"], out / "panel.png",
-                              marks=[None, None, d["mask"], None, None]),
+        "panel": matrix_panel(
+            [d["x"], d["z1"], d["a1"], d["p1"], d["p1"].ravel()],
+            ["X", "Z1", "A1", "P1", "F"],
+            out / "panel.png",
+            marks=[None, None, d["mask"], None, None],
+        ),
         "pool": pool_routing(d["a1"], d["mask"], d["dp1"], d["da1"], 2, out / "pool.png"),
     }
 
@@ -182,8 +182,7 @@ def test_rc_params_do_not_leak(tmp_path):
 
 def test_pyplot_not_needed():
     # The module must not pull in pyplot's global state.
-    code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); import render.figures; "
-            "print('matplotlib.pyplot' in sys.modules)")
+    code = f"import sys; sys.path.insert(0, {str(ROOT)!r}); import render.figures; print('matplotlib.pyplot' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     assert out.stdout.strip() == "False"
 
@@ -194,7 +193,7 @@ def test_pyplot_not_needed():
 
 def test_every_figure_is_a_modest_png(tmp_path):
     paths = render_all(tmp_path)
-    for name, path in paths.items():
+    for path in paths.values():
         assert path.exists() and path.suffix == ".png"
         assert_modest_png(path)
     arch = png_info(paths["arch"])
@@ -301,7 +300,7 @@ def test_pool_routing_tie_and_sizes(tmp_path):
     m8 = np.zeros_like(a8)
     for i in range(4):
         for j in range(4):
-            r, c = divmod(int(np.argmax(a8[2 * i:2 * i + 2, 2 * j:2 * j + 2])), 2)
+            r, c = divmod(int(np.argmax(a8[2 * i : 2 * i + 2, 2 * j : 2 * j + 2])), 2)
             m8[2 * i + r, 2 * j + c] = 1
     g8 = rng.normal(0, 0.01, (4, 4))
     assert_modest_png(pool_routing(a8, m8, g8, np.kron(g8, np.ones((2, 2))) * m8, 2, tmp_path / "eight.png"))

@@ -270,7 +270,7 @@ def _maxpool(spec: NetworkSpec, r: LayerRule) -> list[Pair]:
             arrays["E"] = sel  # the is-a-maximum indicator E is the engine's "all" atom
         else:
             # E free; the engine's split share of entry k is E_k / M with M = sum_k E_k (its definition).
-            e = _arr(sel.shape, lambda *i: se.Symbol("E_" + "_".join(map(str, (n, *i)))))
+            e = _arr(sel.shape, lambda *i, n=n: se.Symbol("E_" + "_".join(map(str, (n, *i)))))
             arrays["E"] = e
             share = {}
             for idx in np.ndindex(*sel.shape[:3]):
@@ -395,10 +395,22 @@ def test_the_presets_use_every_general_rule_they_can() -> None:
 # At the presets' conv layers: which mutant the engine's rule tells apart (True) from itself.
 MUTANT_TABLE = {
     # seed conv: 3x3, stride 1, padding 0; nothing to crop, so the one-sided crop coincides.
-    ("seed", 1): {"conv2d.input[mutant: no rot180]": True, "conv2d.input[mutant: off by one]": True, "conv2d.input[mutant: one-sided crop]": False},
-    ("part3", 1): {"conv2d.input[mutant: no rot180]": True, "conv2d.input[mutant: off by one]": True, "conv2d.input[mutant: one-sided crop]": False},
+    ("seed", 1): {
+        "conv2d.input[mutant: no rot180]": True,
+        "conv2d.input[mutant: off by one]": True,
+        "conv2d.input[mutant: one-sided crop]": False,
+    },
+    ("part3", 1): {
+        "conv2d.input[mutant: no rot180]": True,
+        "conv2d.input[mutant: off by one]": True,
+        "conv2d.input[mutant: one-sided crop]": False,
+    },
     # part3's second conv: stride 2, padding 1: every mutant shows.
-    ("part3", 4): {"conv2d.input[mutant: no rot180]": True, "conv2d.input[mutant: off by one]": True, "conv2d.input[mutant: one-sided crop]": True},
+    ("part3", 4): {
+        "conv2d.input[mutant: no rot180]": True,
+        "conv2d.input[mutant: off by one]": True,
+        "conv2d.input[mutant: one-sided crop]": True,
+    },
     ("lenet-tiny", 1): {
         "conv2d.input[mutant: no rot180]": True,
         "conv2d.input[mutant: off by one]": True,
@@ -434,7 +446,10 @@ def _atom_values(r: LayerRule, point: Mapping[se.Symbol, se.Expr]) -> dict[se.Sy
 
 
 def _kink_point(r: LayerRule, rng: np.random.Generator, values: tuple[Fraction, ...]) -> dict[se.Symbol, se.Expr]:
-    return {x: se.Rational(int(v.numerator), int(v.denominator)) for x, v in zip(r.inputs.flat, rng.choice(np.array(values, dtype=object), r.inputs.size))}
+    return {
+        x: se.Rational(int(v.numerator), int(v.denominator))
+        for x, v in zip(r.inputs.flat, rng.choice(np.array(values, dtype=object), r.inputs.size))
+    }
 
 
 KINKS = (Fraction(-1), Fraction(0), Fraction(0), Fraction(1, 2), Fraction(2))  # z = 0 often: the kink
@@ -517,7 +532,10 @@ def test_the_link_atoms_are_sigmoid_and_softmax_at_exact_points(preset: str) -> 
     meaning = link_meanings(r)
     assert meaning
     t = sp.Symbol("t", positive=True)
-    for values in ((Fraction(-3, 2), Fraction(0), Fraction(3, 2), Fraction(3, 2)), (Fraction(1, 2), Fraction(-2), Fraction(0), Fraction(1))):
+    for values in (
+        (Fraction(-3, 2), Fraction(0), Fraction(3, 2), Fraction(3, 2)),
+        (Fraction(1, 2), Fraction(-2), Fraction(0), Fraction(1)),
+    ):
         point = {x: se.Rational(v.numerator, v.denominator) for x, v in zip(r.inputs.flat, values)}
         for atom in r.atoms.by_symbol:
             if sp.sympify(atom) not in meaning:
@@ -547,7 +565,12 @@ def conv_networks(draw: st.DrawFn) -> dict:
     ho, wo = draw(st.integers(lo_h, lo_h + 2)), draw(st.integers(lo_w, lo_w + 2))
     h, w = s * (ho - 1) + kh - 2 * p, s * (wo - 1) + kw - 2 * p
     conv = {"type": "conv2d", "filters": draw(st.integers(1, 2)), "kernel": [kh, kw], "stride": s, "padding": p}
-    return {"input": [draw(st.integers(1, 2)), h, w], "loss": "mse", "batch": draw(st.integers(1, 2)), "layers": [conv, {"type": "flatten"}]}
+    return {
+        "input": [draw(st.integers(1, 2)), h, w],
+        "loss": "mse",
+        "batch": draw(st.integers(1, 2)),
+        "layers": [conv, {"type": "flatten"}],
+    }
 
 
 def _conv_net(c: int, h: int, w: int, filters: int, kernel: list[int], stride: int, padding: int, batch: int = 1) -> dict:
@@ -643,8 +666,17 @@ def small_networks(draw: st.DrawFn) -> dict:
 
 @settings(derandomize=True, deadline=None, max_examples=30, suppress_health_check=[HealthCheck.too_slow], print_blob=True)
 @given(small_networks())
-@example({"input": [2, 2, 3], "loss": "mse", "batch": 2, "layers": [{"type": "leaky_relu", "slope": 0.25}, {"type": "flatten"}, {"type": "dense", "units": 3}]})
-@example({"input": [1, 2, 2], "loss": "softmax_ce", "batch": 1, "layers": [{"type": "relu"}, {"type": "flatten"}, {"type": "dense", "units": 4}]})
+@example(
+    {
+        "input": [2, 2, 3],
+        "loss": "mse",
+        "batch": 2,
+        "layers": [{"type": "leaky_relu", "slope": 0.25}, {"type": "flatten"}, {"type": "dense", "units": 3}],
+    }
+)
+@example(
+    {"input": [1, 2, 2], "loss": "softmax_ce", "batch": 1, "layers": [{"type": "relu"}, {"type": "flatten"}, {"type": "dense", "units": 4}]}
+)
 def test_small_layers_and_losses_at_drawn_sizes(data: dict) -> None:
     spec = _spec(data)
     for index in layer_indices(spec):  # the activation, flatten, dense and the loss

@@ -146,7 +146,14 @@ def test_split_and_all_differ_from_first_on_a_tied_window():
 @pytest.mark.parametrize("y", [0.0, 0.3, 1.0])
 def test_bce_loss_has_full_relative_precision_everywhere(y, backend):
     spec = load_spec()
-    z2 = np.concatenate([np.linspace(-1800, 1800, 361), [-40, -36, -30, -1e-3, 0.0, 1e-3, 30, 36, 40], -np.log(np.linspace(1e-3, 0.2, 50)), np.log(np.linspace(1e-3, 0.2, 50))])
+    z2 = np.concatenate(
+        [
+            np.linspace(-1800, 1800, 361),
+            [-40, -36, -30, -1e-3, 0.0, 1e-3, 30, 36, 40],
+            -np.log(np.linspace(1e-3, 0.2, 50)),
+            np.log(np.linspace(1e-3, 0.2, 50)),
+        ]
+    )
     # Zero input and weights make Z2 = B2 exactly: L as a function of Z2 alone.
     out = compile_network(spec, backend=backend)(np.zeros((6, 6)), y, W1=np.zeros((3, 3)), B1=0.0, W2=np.zeros(4), B2=z2)
     worst = 0.0

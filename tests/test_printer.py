@@ -1,4 +1,5 @@
 """Printers against golden strings: the lecture's notation, exactly."""
+
 from __future__ import annotations
 
 import jinja2
@@ -14,8 +15,8 @@ from render.notation import (
     Conv,
     Flow,
     Hadamard,
-    IndexSum,
     Ind,
+    IndexSum,
     Lines,
     Partial,
     Reshape,
@@ -29,7 +30,7 @@ from render.notation import (
     chain,
     eq,
 )
-from render.printer import Relu1, Sigma, Softplus, Wins, _tidy_add, display_map, latex, number, numbers, text, to_display
+from render.printer import Relu1, Sigma, Softplus, Wins, display_map, latex, number, numbers, text, tidy_add, to_display
 from render.templates import environment
 from symbolic.derive import expansion
 from symbolic.network import build
@@ -47,8 +48,10 @@ GOLDEN_LATEX = [
     (Softplus(S("Z_2")), r"\operatorname{softplus}\left(Z_{2}\right)"),
     (Sigma(S("Z_2")), r"\sigma\left(Z_{2}\right)"),
     (Partial(S("L"), S("W_1")), r"\frac{\partial L}{\partial W_{1}}"),
-    (eq(Partial(S("L"), S("W_1")), Conv(S("X"), Partial(S("L"), S("Z_1")))),
-     r"\frac{\partial L}{\partial W_{1}} = \operatorname{conv}\left(X, \frac{\partial L}{\partial Z_{1}}\right)"),
+    (
+        eq(Partial(S("L"), S("W_1")), Conv(S("X"), Partial(S("L"), S("Z_1")))),
+        r"\frac{\partial L}{\partial W_{1}} = \operatorname{conv}\left(X, \frac{\partial L}{\partial Z_{1}}\right)",
+    ),
     (Hadamard(S("G"), Ind(sp.StrictGreaterThan(S("Z_1"), 0))), r"G \odot \mathbb{1}[Z_{1} > 0]"),
     (Reshape(S("G"), S("P_1")), r"\operatorname{reshape}\left(G, \text{shape of } P_{1}\right)"),
     (Unpool(S("G")), r"\operatorname{unpool}\left(G\right)"),
@@ -60,9 +63,12 @@ GOLDEN_LATEX = [
     (Boxed(sp.Integer(3)), r"\boxed{3}"),
     (Bar(S("f_1")), r"\bar{f_{1}}"),
     # the index notation of the general rules (section 7)
-    (Between(0, S("u") - S("p"), _tidy_add(S("H") - 1)), r"0 \le u - p \le H - 1"),
+    (Between(0, S("u") - S("p"), tidy_add(S("H") - 1)), r"0 \le u - p \le H - 1"),
     (IndexSum(S("x"), (S("i"), 0, S("n") - 1)), r"\sum_{i < n} x"),
-    (IndexSum(_tidy_add(S("x") + 1), (S("i"), 0, S("n") - 1), (S("j"), 1, S("m"))), r"\sum_{\substack{i < n \\ 1 \le j \le m}} \left(x + 1\right)"),
+    (
+        IndexSum(tidy_add(S("x") + 1), (S("i"), 0, S("n") - 1), (S("j"), 1, S("m"))),
+        r"\sum_{\substack{i < n \\ 1 \le j \le m}} \left(x + 1\right)",
+    ),
     (Spaced(S("s"), S("i")), r"s\,i"),
     (sp.IndexedBase("Xpad")[S("c"), S("u"), S("v")], r"X^{\mathrm{pad}}_{c,u,v}"),
     (sp.IndexedBase("gbar")[S("o"), S("i"), S("j")], r"{\bar{g}}_{o,i,j}"),
@@ -90,8 +96,10 @@ def test_numbers_golden():
     assert latex(number(3.0)) == "3"
     assert latex(number(-0.8807970779778824)) == "-0.8808"
     assert latex(number(3.5231883119115297)) == "3.523"
-    assert latex(numbers(np.array([[1.0, 0.5], [-2.0, 0.125]]), boxed=[[True, False], [False, False]])) == \
-        r"\left[\begin{matrix}\boxed{1} & 0.5\\-2 & 0.125\end{matrix}\right]"
+    assert (
+        latex(numbers(np.array([[1.0, 0.5], [-2.0, 0.125]]), boxed=[[True, False], [False, False]]))
+        == r"\left[\begin{matrix}\boxed{1} & 0.5\\-2 & 0.125\end{matrix}\right]"
+    )
 
 
 def test_an_expanded_term_prints_in_chain_rule_order():
@@ -134,6 +142,6 @@ def test_environment_is_strict_and_latex_safe():
 def test_index_sums_read_in_the_lecture_order():
     h, p, i, s, k = sp.symbols("h p i s K_h", integer=True)
     # positive terms first, products after single letters, numbers last; unevaluated, so they stay put
-    assert latex(_tidy_add(-i * s + p + h)) == "h + p - i s"
-    assert latex(_tidy_add(k - 1 + i * s)) == "K_{h} + i s - 1"
-    assert latex(Between(0, _tidy_add(h + p - Spaced(s, i)), _tidy_add(k - 1))) == r"0 \le h + p - s\,i \le K_{h} - 1"
+    assert latex(tidy_add(-i * s + p + h)) == "h + p - i s"
+    assert latex(tidy_add(k - 1 + i * s)) == "K_{h} + i s - 1"
+    assert latex(Between(0, tidy_add(h + p - Spaced(s, i)), tidy_add(k - 1))) == r"0 \le h + p - s\,i \le K_{h} - 1"

@@ -150,6 +150,19 @@ def test_same_seed_same_run_other_seed_other_run(digits):
     assert not np.array_equal(a.init_params["W1"], c.init_params["W1"])
 
 
+def test_digits_read_from_the_wheel_are_sklearns(digits, monkeypatch):
+    from sklearn.datasets import load_digits as sk_load_digits
+
+    import symbolic.train as train_module
+
+    reference = sk_load_digits()
+    images, labels = digits
+    assert np.array_equal(images, reference.images / 16.0) and np.array_equal(labels, reference.target)
+    monkeypatch.setattr(train_module, "_digits_file", lambda: None)  # the fallback: scikit-learn's own loader
+    again = train_module.load_digits()
+    assert np.array_equal(again[0], images) and np.array_equal(again[1], labels)
+
+
 def test_help_example_is_a_spec_train_accepts():
     spec = parse_spec(tomllib.loads(EXAMPLE_SPEC))
     assert check_task(spec, None) == tuple(range(10))

@@ -285,9 +285,10 @@ def check_labels(spec: NetworkSpec, y: np.ndarray) -> None:
 
 
 BACKENDS = ("auto", "llvm", "numpy")
+FALLBACK = "SymEngine has no LLVM backend here"
+_said: set[str] = set()
 
 
-@lru_cache(maxsize=32)
 def compile_network(spec: NetworkSpec, backend: str = "auto", outputs: str = "all", quiet: bool = True) -> NumericNetwork:
     """The network for ``spec`` compiled to numbers (cached per spec in this process and on disk).
 
@@ -301,34 +302,50 @@ def compile_network(spec: NetworkSpec, backend: str = "auto", outputs: str = "al
     >>> compile_network(load_spec(), backend="numpy").keys[:3]
     ['X', 'Z1', 'A1']
     """
+    net, notices = _compiled(spec, backend, outputs)
+    for text in notices:
+        # A missing backend is said once per process even when quiet: the user asked for it.
+        if not quiet or (text.startswith(FALLBACK) and text not in _said):
+            _said.add(text)
+            _notice(text)
+    return net
+
+
+compile_network.cache_clear = lambda: _compiled.cache_clear()  # type: ignore[attr-defined]
+
+
+@lru_cache(maxsize=32)
+def _compiled(spec: NetworkSpec, backend: str, outputs: str) -> tuple[NumericNetwork, tuple[str, ...]]:
+    """The compiled network and the notices its compiling deserves (printed by ``compile_network``)."""
     from symbolic.numeric import cache, llvm
+
+    notices: list[str] = []
 
     if backend not in BACKENDS:
         raise ValueError(f"backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")
     if outputs not in OUTPUTS:
         raise ValueError(f"outputs: expected one of {', '.join(OUTPUTS)}, got {outputs!r}")
     if backend in ("auto", "llvm") and not llvm.available():
-        if backend == "llvm" or not quiet:
-            _notice("SymEngine has no LLVM backend here; numbers come from the numpy backend (same expressions, slower)")
+        notices.append(f"{FALLBACK}; numbers come from the numpy backend (same expressions, slower)")
         backend = "numpy"
     elif backend == "auto":
         backend = "llvm"
     if backend == "numpy":
-        return NumericNetwork(spec, compile_outputs(spec, "numpy", outputs))
+        return NumericNetwork(spec, compile_outputs(spec, "numpy", outputs)), tuple(notices)
     key = cache.key(spec, backend, outputs)
     t0 = time.perf_counter()
     hit = cache.load(key)
     if hit is not None:
-        if not quiet and hit.seconds > 1:
-            _notice(f"compiled code for {spec.label} ({backend}) from the cache in {time.perf_counter() - t0:.2f} s (compiling took {hit.seconds:.1f} s)")
-        return NumericNetwork(spec, hit)
-    if not quiet and cache.estimate_slow(spec):
-        _notice(f"compiling {spec.label} to machine code ({backend}); the result is cached for next time")
+        if hit.seconds > 1:
+            notices.append(
+                f"compiled code for {spec.label} ({backend}) from the cache in {time.perf_counter() - t0:.2f} s (compiling took {hit.seconds:.1f} s)"
+            )
+        return NumericNetwork(spec, hit), tuple(notices)
     compiled = compile_outputs(spec, backend, outputs)
     cache.store(key, compiled)
-    if not quiet and compiled.seconds > 1:
-        _notice(f"compiled {spec.label} ({backend}) in {compiled.seconds:.1f} s; cached in {cache.folder()}")
-    return NumericNetwork(spec, compiled)
+    if compiled.seconds > 1:
+        notices.append(f"compiled {spec.label} ({backend}) in {compiled.seconds:.1f} s; cached in {cache.folder()}")
+    return NumericNetwork(spec, compiled), tuple(notices)
 
 
 def _notice(text: str) -> None:
@@ -350,4 +367,16 @@ def evaluate(spec: NetworkSpec, case: Mapping[str, object], mean: bool = False) 
 
 from symbolic.spec import load_spec  # noqa: E402, F401 - for the doctests' namespace
 
-__all__ = ["BACKENDS", "OUTPUTS", "Compiled", "NumericNetwork", "compile_outputs", "check_labels", "compile_network", "evaluate", "pull_common_factors", "squeezed", "symbolic_outputs"]
+__all__ = [
+    "BACKENDS",
+    "OUTPUTS",
+    "Compiled",
+    "NumericNetwork",
+    "compile_outputs",
+    "check_labels",
+    "compile_network",
+    "evaluate",
+    "pull_common_factors",
+    "squeezed",
+    "symbolic_outputs",
+]

@@ -36,11 +36,17 @@ def folder() -> Path:
     return Path(base) / "cnn-derive"
 
 
+# Modules a compiled program does not depend on: editing them must not recompile every network.
+_NOT_COMPILED = {"train.py", "batch.py", "case.py", "general.py", "check.py", "derive.py", "cost.py", "lemmas.py", "rules.py"}
+
+
 @lru_cache(maxsize=1)
 def _source_digest() -> str:
     h = hashlib.sha256()
     root = Path(__file__).resolve().parents[1]
     for path in sorted(root.rglob("*.py")):
+        if path.name in _NOT_COMPILED:
+            continue
         h.update(path.relative_to(root).as_posix().encode())
         h.update(path.read_bytes())
     return h.hexdigest()

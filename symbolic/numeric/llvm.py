@@ -73,7 +73,13 @@ class LLVMProgram:
     It pickles (SymEngine's LLVM functions do), which is what the disk cache stores.
     """
 
-    def __init__(self, inputs: Sequence[se.Symbol], steps: Sequence[Sequence[tuple[se.Symbol, se.Expr]]], outputs: Sequence[se.Expr], opt_level: int = 2) -> None:
+    def __init__(
+        self,
+        inputs: Sequence[se.Symbol],
+        steps: Sequence[Sequence[tuple[se.Symbol, se.Expr]]],
+        outputs: Sequence[se.Expr],
+        opt_level: int = 2,
+    ) -> None:
         memo: dict = {}
         steps = [[(s, rewrite(e, memo)) for s, e in level] for level in steps]
         outputs = [rewrite(e, memo) for e in outputs]
@@ -105,7 +111,9 @@ class LLVMProgram:
         return np.asarray(self.functions[-1](rows)).reshape(rows.shape[0], -1)
 
 
-def compile_llvm(inputs: Sequence[se.Symbol], steps: Sequence[Sequence[tuple[se.Symbol, se.Expr]]], outputs: Sequence[se.Expr]) -> Callable[[np.ndarray], np.ndarray]:
+def compile_llvm(
+    inputs: Sequence[se.Symbol], steps: Sequence[Sequence[tuple[se.Symbol, se.Expr]]], outputs: Sequence[se.Expr]
+) -> Callable[[np.ndarray], np.ndarray]:
     """The LLVM counterpart of ``codegen.compile_program``, same calling convention.
 
     >>> x, a = se.symbols("x a")
