@@ -9,7 +9,6 @@ line that names the field.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import sys
@@ -20,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from symbolic.errors import RenderError
+from symbolic.files import replace_folder
 from symbolic.spec import NetworkSpec
 
 FORMATS = ("md", "tex", "pdf")
@@ -148,7 +148,7 @@ def build_handout_files(
                 if "tex" not in wanted:
                     (tmp / "handout.tex").unlink()
             try:
-                _replace(tmp, out)
+                replace_folder(tmp, out)
             except OSError as err:
                 raise RenderError(f"--out: cannot write {out}: {_reason(err)}") from None
             stage(f"wrote {out}/")
@@ -192,20 +192,3 @@ def _check_destination(out: Path) -> None:
                 f"--out: {out} holds other files ({', '.join(foreign[:3]) or 'the current folder'}); "
                 "expected a new folder or an earlier cnn-derive output"
             )
-
-
-def _replace(new: Path, dest: Path) -> None:
-    """Put ``new`` where ``dest`` is, swapping the old one out only at the last moment."""
-    os.chmod(new, 0o755)
-    old = None
-    if dest.exists():
-        old = dest.with_name(f".{dest.name}.old.{os.getpid()}")
-        dest.rename(old)
-    try:
-        new.rename(dest)
-    except OSError:
-        if old is not None:
-            old.rename(dest)  # put the previous output back
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import shutil
 import tempfile
@@ -38,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from symbolic.errors import TrainError
+from symbolic.files import replace_folder
 from symbolic.spec import NetworkSpec, load_spec, seed_spec
 
 DEFAULT_DIGITS = (3, 8)
@@ -449,7 +449,7 @@ def train(
             (tmp / "log.json").write_text(log_text(log), encoding="utf-8")
             plot_history(history, tmp / "training.png", title=f"{spec.label}, digits {' '.join(map(str, classes))}")
             try:
-                _replace(tmp, dest)
+                replace_folder(tmp, dest)
             except OSError as err:
                 raise TrainError(f"--out: cannot write {dest}: {err.strerror or err}") from None
             result.out = dest
@@ -576,23 +576,6 @@ def _make_temp_folder(out: Path) -> Path:
         return Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     except OSError as err:
         raise TrainError(f"--out: cannot create {out}: {err.strerror or err}") from None
-
-
-def _replace(new: Path, dest: Path) -> None:
-    """Put ``new`` where ``dest`` is, swapping the old one out only at the last moment."""
-    os.chmod(new, 0o755)
-    old = None
-    if dest.exists():
-        old = dest.with_name(f".{dest.name}.old.{os.getpid()}")
-        dest.rename(old)
-    try:
-        new.rename(dest)
-    except OSError:
-        if old is not None:
-            old.rename(dest)  # put the previous output back
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 __all__ = [

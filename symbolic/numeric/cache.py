@@ -37,7 +37,7 @@ def folder() -> Path:
 
 
 # Modules a compiled program does not depend on: editing them must not recompile every network.
-_NOT_COMPILED = {"train.py", "batch.py", "case.py", "general.py", "check.py", "derive.py", "cost.py", "lemmas.py", "rules.py"}
+_NOT_COMPILED = {"train.py", "batch.py", "files.py", "case.py", "general.py", "check.py", "derive.py", "cost.py", "lemmas.py", "rules.py"}
 
 
 @lru_cache(maxsize=1)
