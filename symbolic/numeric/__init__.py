@@ -135,6 +135,70 @@ class Compiled:
 OUTPUTS = ("all", "gradients")
 
 
+def atom_levels(net: Network) -> list[list[tuple[se.Symbol, se.Expr]]]:
+    """Every atom from its definition, in levels by dependency (stages spelled out where used).
+
+    >>> [len(level) for level in atom_levels(build(load_spec()))]
+    [16, 16, 2]
+    """
+    atoms = net.atoms
+    level: dict = {}
+    steps: list[list] = []
+    for sym in atoms.by_symbol:  # creation order is forward order: dependencies come first
+        definition = atoms.definition(sym)
+        deps = [level[d] for d in definition.free_symbols if d in level]
+        level[sym] = 1 + max(deps, default=-1)
+        while len(steps) <= level[sym]:
+            steps.append([])
+        steps[level[sym]].append((sym, definition))
+    return steps
+
+
+def staged_program(net: Network) -> tuple[list[list[tuple[se.Symbol, se.Expr]]], dict]:
+    """The network as levels of assignments: every stage entry and every atom, each once.
+
+    Each stage's canonical entries get a variable, so a later atom or stage uses the variable
+    instead of spelling the sum out again (a max-pool selector compares four numbers, not four
+    9-term sums). Levels are by dependency: a level uses only the inputs and earlier levels.
+    Returns the levels and the map from canonical stage expressions to their variables.
+
+    >>> steps, mapping = staged_program(build(load_spec())); [len(level) for level in steps]
+    [16, 16, 16, 16, 4, 1, 2]
+    """
+    atoms = net.atoms
+    mapping: dict = {}
+    defs: dict = {}
+    for name, values in net.stages.items():
+        if name == net.start:
+            continue
+        for raw in np.asarray(values, dtype=object).ravel():
+            c = atoms.canon(raw)
+            if not c.args or c in mapping:
+                continue
+            var = se.Symbol(f"_v{len(mapping)}")
+            defs[var] = c.xreplace(mapping)
+            mapping[c] = var
+    for sym in atoms.by_symbol:
+        defs[sym] = atoms.definition(sym).xreplace(mapping)
+    level: dict = {}
+    pending = list(defs)
+    while pending:  # a handful of passes: stages and atoms alternate forward through the network
+        rest = []
+        for var in pending:
+            deps = [d for d in defs[var].free_symbols if d in defs]
+            if all(d in level for d in deps):
+                level[var] = 1 + max((level[d] for d in deps), default=-1)
+            else:
+                rest.append(var)
+        if len(rest) == len(pending):
+            raise ValueError("circular definitions in the numeric program")
+        pending = rest
+    steps: list[list] = [[] for _ in range(1 + max(level.values(), default=-1))]
+    for var in defs:
+        steps[level[var]].append((var, defs[var]))
+    return steps, mapping
+
+
 def compile_outputs(spec: NetworkSpec, backend: str, outputs: str = "all") -> Compiled:
     """Build the network for one sample, run its backward chain, and compile the chosen outputs.
 
@@ -149,20 +213,13 @@ def compile_outputs(spec: NetworkSpec, backend: str, outputs: str = "all") -> Co
         wanted = ["L", one.stages[-2], *(f"dL/d{p}" for p in one.param_shapes)]
         symbolic = {k: symbolic[k] for k in wanted}
     inputs = list(net.inputs.ravel()) + [s for arr in net.params.values() for s in arr.ravel()] + list(net.Y.ravel())
-    atoms = net.atoms
-    level: dict = {}
-    steps: list[list] = []
-    for sym in atoms.by_symbol:  # creation order is forward order: dependencies come first
-        definition = atoms.definition(sym)
-        deps = [level[d] for d in definition.free_symbols if d in level]
-        level[sym] = 1 + max(deps, default=-1)
-        while len(steps) <= level[sym]:
-            steps.append([])
-        steps[level[sym]].append((sym, definition))
+    # numpy pays per operation, so every stage is computed once (staged); LLVM pays per level
+    # (a call and a copy of every row), so it gets the fewest levels: atoms only.
+    steps, mapping = staged_program(net) if backend == "numpy" else (atom_levels(net), {})
     keys = list(symbolic)
     shapes = {k: np.shape(v) for k, v in symbolic.items()}
     memo: dict = {}
-    flat = [pull_common_factors(e, memo) for k in keys for e in np.asarray(symbolic[k], dtype=object).ravel()]
+    flat = [pull_common_factors(se.sympify(e).xreplace(mapping), memo) for k in keys for e in np.asarray(symbolic[k], dtype=object).ravel()]
     if backend == "llvm":
         from symbolic.numeric.llvm import compile_llvm
 
@@ -293,8 +350,10 @@ def compile_network(spec: NetworkSpec, backend: str = "auto", outputs: str = "al
     """The network for ``spec`` compiled to numbers (cached per spec in this process and on disk).
 
     ``backend``: "llvm" (SymEngine's LLVM backend: machine code), "numpy" (generated numpy
-    code, the portable fallback) or "auto" (LLVM where this SymEngine has it). Both are
-    lambdified from the same expressions. LLVM programs are kept in the user's cache folder
+    code, the portable fallback) or "auto": LLVM where this SymEngine has it and the program
+    fuses into one function (up to ``llvm.INLINE_ATOMS`` atoms, the seed's size), numpy's
+    staged program beyond, which measured faster there. Both are lambdified from the same
+    expressions. LLVM programs are kept in the user's cache folder
     (``cache.folder()``), so a second process loads them instead of compiling; where
     compiling took over a second, the time and the cache hit are reported on stderr unless
     ``quiet``.
@@ -329,7 +388,10 @@ def _compiled(spec: NetworkSpec, backend: str, outputs: str) -> tuple[NumericNet
         notices.append(f"{FALLBACK}; numbers come from the numpy backend (same expressions, slower)")
         backend = "numpy"
     elif backend == "auto":
-        backend = "llvm"
+        # Machine code wins where the program fuses into one function; past that, one LLVM
+        # call per level costs more than numpy's vectorised staged program (measured).
+        one = dataclasses.replace(spec, batch=1) if spec.batch != 1 else spec
+        backend = "llvm" if len(build(one).atoms.by_symbol) <= llvm.INLINE_ATOMS else "numpy"
     if backend == "numpy":
         return NumericNetwork(spec, compile_outputs(spec, "numpy", outputs)), tuple(notices)
     key = cache.key(spec, backend, outputs)
