@@ -307,12 +307,14 @@ class NumericNetwork:
                 width = self._sizes[name][0]
                 rows[:, at : at + width] = np.broadcast_to(a, batch + a.shape[len(b) :]).reshape(size, width)
                 at += width
-        if not np.isfinite(rows).all():
+        # One sample: one check of its row. A batch: each argument before broadcasting, once.
+        if not batch and not _finite(rows) or batch and not all(_finite(a) for a, _ in arrays):
             bad = next(n for n, (a, _) in zip(names, arrays) if not np.isfinite(a).all())
             raise CaseError(f"{bad}: expected finite numbers, got NaN or infinity")
         check_labels(self.spec, arrays[-1][0])
-        flat = self._program(rows) + 0.0  # + 0.0 turns -0.0 into 0.0
-        if rows.shape[0] and not np.isfinite(flat).all():
+        flat = self._program(rows)
+        np.add(flat, 0.0, out=flat)  # turns -0.0 into 0.0
+        if rows.shape[0] and not _finite(flat):
             raise CaseError(
                 "X: the forward pass overflows float64 at these values (L or a gradient is infinite or NaN); expected smaller magnitudes"
             )
@@ -321,6 +323,18 @@ class NumericNetwork:
             axes = tuple(range(len(batch)))
             out = {k: v.mean(axis=axes) for k, v in out.items()}
         return out
+
+
+def _finite(a: np.ndarray) -> bool:
+    """No NaN or infinity in ``a``; the sum answers in one pass, the full check only if it is not finite.
+
+    >>> _finite(np.array([1e308, 1e308])), _finite(np.array([1.0, np.nan]))
+    (True, False)
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(a.sum()):
+            return True
+    return bool(np.isfinite(a).all())
 
 
 def check_labels(spec: NetworkSpec, y: np.ndarray) -> None:
@@ -387,26 +401,25 @@ def _compiled(spec: NetworkSpec, backend: str, outputs: str) -> tuple[NumericNet
     if backend in ("auto", "llvm") and not llvm.available():
         notices.append(f"{FALLBACK}; numbers come from the numpy backend (same expressions, slower)")
         backend = "numpy"
-    elif backend == "auto":
-        # Machine code wins where the program fuses into one function; past that, one LLVM
-        # call per level costs more than numpy's vectorised staged program (measured).
-        one = dataclasses.replace(spec, batch=1) if spec.batch != 1 else spec
-        backend = "llvm" if len(build(one).atoms.by_symbol) <= llvm.INLINE_ATOMS else "numpy"
-    if backend == "numpy":
-        return NumericNetwork(spec, compile_outputs(spec, "numpy", outputs)), tuple(notices)
-    key = cache.key(spec, backend, outputs)
+    key = cache.key(spec, backend, outputs)  # "auto" is keyed as asked: the choice is stored inside
     t0 = time.perf_counter()
     hit = cache.load(key)
     if hit is not None:
         if hit.seconds > 1:
             notices.append(
-                f"compiled code for {spec.label} ({backend}) from the cache in {time.perf_counter() - t0:.2f} s (compiling took {hit.seconds:.1f} s)"
+                f"compiled code for {spec.label} ({hit.backend}) from the cache in {time.perf_counter() - t0:.2f} s "
+                f"(compiling took {hit.seconds:.1f} s)"
             )
         return NumericNetwork(spec, hit), tuple(notices)
+    if backend == "auto":
+        # Machine code wins where the program fuses into one function; past that, one LLVM
+        # call per level costs more than numpy's vectorised staged program (measured).
+        one = dataclasses.replace(spec, batch=1) if spec.batch != 1 else spec
+        backend = "llvm" if len(build(one).atoms.by_symbol) <= llvm.INLINE_ATOMS else "numpy"
     compiled = compile_outputs(spec, backend, outputs)
     cache.store(key, compiled)
     if compiled.seconds > 1:
-        notices.append(f"compiled {spec.label} ({backend}) in {compiled.seconds:.1f} s; cached in {cache.folder()}")
+        notices.append(f"compiled {spec.label} ({compiled.backend}) in {compiled.seconds:.1f} s; cached in {cache.folder()}")
     return NumericNetwork(spec, compiled), tuple(notices)
 
 

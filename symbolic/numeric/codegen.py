@@ -85,7 +85,7 @@ class NumpyPrinter:
 
 def compile_program(
     inputs: Sequence[se.Symbol], steps: Sequence[Sequence[tuple[se.Symbol, se.Expr]]], outputs: Sequence[se.Expr]
-) -> Callable[[np.ndarray], np.ndarray]:
+) -> NumpyProgram:
     """A function of a (batch, len(inputs)) array returning a (batch, len(outputs)) array.
 
     ``steps`` are levels of assignments (symbol, expression): each level may use the inputs
@@ -122,19 +122,40 @@ def compile_program(
     for k, code in enumerate(emit([se.sympify(e) for e in outputs])):
         lines.append(f"    _O[{k}] = {code}")
     lines.append("    return _O")
-    scope = {"_add": _add, "_mul": _mul, "_and": _and, "np": np}
-    exec(compile("\n".join(lines), "<cnn-derive numpy>", "exec"), scope)  # noqa: S102 - our own generated code
-    body = scope["_f"]
-    n_out = len(outputs)
+    return NumpyProgram("\n".join(lines), len(outputs))
 
-    def f(rows: np.ndarray) -> np.ndarray:
+
+class NumpyProgram:
+    r"""The generated source and the function it defines; it pickles as its source (for the disk cache).
+
+    >>> f = NumpyProgram("def _f(_V, _O):\n    _O[0] = _add(_V[0], _V[1])\n    return _O", 1)
+    >>> f(np.array([[1.0, 2.0]])).tolist()
+    [[3.0]]
+    """
+
+    def __init__(self, source: str, n_outputs: int) -> None:
+        self.source = source
+        self.n_outputs = n_outputs
+        self._body = self._compile()
+
+    def _compile(self) -> Callable:
+        scope = {"_add": _add, "_mul": _mul, "_and": _and, "np": np}
+        exec(compile(self.source, "<cnn-derive numpy>", "exec"), scope)  # noqa: S102 - our own generated code
+        return scope["_f"]
+
+    def __getstate__(self) -> dict:
+        return {"source": self.source, "n_outputs": self.n_outputs}
+
+    def __setstate__(self, state: dict) -> None:
+        self.source, self.n_outputs = state["source"], state["n_outputs"]
+        self._body = self._compile()
+
+    def __call__(self, rows: np.ndarray) -> np.ndarray:
         # One contiguous array per variable: numpy's fastest layout for elementwise work.
         columns = np.ascontiguousarray(np.asarray(rows, dtype=np.float64).T)
-        out = np.empty((n_out, columns.shape[1]))
+        out = np.empty((self.n_outputs, columns.shape[1]))
         with np.errstate(all="ignore"):  # branches not taken may overflow; np.where discards them
-            return body(columns, out).T
-
-    return f
+            return self._body(columns, out).T
 
 
-__all__ = ["NumpyPrinter", "compile_program"]
+__all__ = ["NumpyPrinter", "NumpyProgram", "compile_program"]
