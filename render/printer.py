@@ -228,12 +228,15 @@ def display_map(atoms) -> dict:
     for sym, atom in atoms.by_symbol.items():
         if atom.kind == "step":
             out[str(sym)] = Relu1(sp.Symbol(atom.label[0]))
-        elif atom.kind == "first":
+        elif atom.is_selector:
             out[str(sym)] = Wins(sp.Symbol(atom.label[0]), sp.Symbol(atom.label[1]))
-        elif atom.kind == "sigmoid":
-            out[str(sym)] = sp.Symbol(atom.label[0])
         elif atom.kind == "softplus":
             out[str(sym)] = Softplus(sp.Symbol(atom.label[0]))  # labelled with its argument, Z_2 for the seed
+        elif atom.kind == "lse":
+            out[str(sym)] = sp.Function("lse")(sp.Symbol(atom.label[0]))
+        else:
+            # sigmoid, tanh, softmax and a window's maximum are shown as the entry they make: A_2, a2_11, p_11
+            out[str(sym)] = sp.Symbol(atom.label[0])
     return out
 
 

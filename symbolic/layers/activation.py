@@ -16,6 +16,10 @@ class Activation(Layer):
     rule_text: str = ""
     rule_tex: str = ""
 
+    def atom_label(self, ctx: Context, i: tuple) -> str:
+        """What the layer's atom is called where it is shown: the input entry (for 1[z > 0])."""
+        return ctx.in_labels[i]
+
     def value(self, ctx: Context, z: se.Expr, label: str) -> se.Expr:
         raise NotImplementedError
 
@@ -25,7 +29,7 @@ class Activation(Layer):
 
     def forward(self, ctx: Context, x: Array, params: dict[str, Array]) -> Array:
         ctx.saved["x"] = x
-        return obj(x.shape, lambda *i: self.value(ctx, x[i], ctx.in_labels[i]))
+        return obj(x.shape, lambda *i: self.value(ctx, x[i], self.atom_label(ctx, i)))
 
     def backward(self, ctx: Context, g: Array) -> Grads:
         x = ctx.saved["x"]
@@ -84,6 +88,10 @@ class Tanh(Activation):
     rule_text = "(1 - {o}^2)"
     rule_tex = r"\big(1 - {o}^{{2}}\big)"
 
+    def atom_label(self, ctx: Context, i: tuple) -> str:
+        # tanh(z_11) is shown as the entry it becomes, a_11, as the lecture writes A2 for sigmoid(Z2).
+        return ctx.out_labels[i]
+
     def value(self, ctx: Context, z: se.Expr, label: str) -> se.Expr:
         ctx.atoms.unary("tanh", z, label)
         return se.tanh(z)
@@ -99,6 +107,10 @@ class Sigmoid(Activation):
     kind = "sigmoid"
     rule_text = "{o} (1 - {o})"
     rule_tex = r"{o} \odot (1 - {o})"
+
+    def atom_label(self, ctx: Context, i: tuple) -> str:
+        # tanh(z_11) is shown as the entry it becomes, a_11, as the lecture writes A2 for sigmoid(Z2).
+        return ctx.out_labels[i]
 
     def value(self, ctx: Context, z: se.Expr, label: str) -> se.Expr:
         ctx.atoms.unary("sigmoid", z, label)
