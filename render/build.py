@@ -1,6 +1,6 @@
 """`cnn-derive build`: derive, draw, render and compile the handout, then put it in place atomically.
 
-``build_handout_files(spec, out=..., formats=..., quiet=...)`` is the whole job; the command line
+``build_handout_files(spec, out=..., formats=..., quiet=..., train=...)`` is the whole job; the command line
 only turns its arguments into that call. Everything is written to a temporary folder next to the
 destination; only when every requested file exists is the old output replaced, so a failed build
 leaves it untouched. Every refusal is a ``RenderError`` (or the ``SpecError`` of a bad spec): one
@@ -97,19 +97,29 @@ def write_figures(doc, folder: Path) -> None:
             fg.matrix_panel(d["mats"], d["titles"], path, marks=d["marks"])
         elif fig.kind == "pool":
             fg.pool_routing(d["a1"], d["mask"], d["grad_p1"], d["grad_a1"], d["pool"], path)
+        elif fig.kind == "training":
+            fg.training(d["history"], path, title=d["title"])
         else:
             raise RenderError(f"figure {fig.file}: unknown kind {fig.kind!r}")
 
 
 def build_handout_files(
-    spec: NetworkSpec, out: str | Path | None = None, formats: str | Iterable[str] | None = None, quiet: bool = False
+    spec: NetworkSpec,
+    out: str | Path | None = None,
+    formats: str | Iterable[str] | None = None,
+    quiet: bool = False,
+    train: bool = False,
+    train_steps: int | None = None,
 ) -> Path:
     """Write the handout for ``spec`` into the folder ``out`` (default: ``default_out(spec)``); return that folder.
 
     ``formats`` is a comma-separated subset of md,tex,pdf (or a sequence of those names); None
     means all three, and then a machine without TeX gets Markdown and LaTeX with a one-line
     note on stderr, while an explicit ``pdf`` without TeX is an error. ``quiet`` silences the
-    progress lines on stderr. Raises RenderError (bad formats, no TeX, a folder that is not
+    progress lines on stderr. ``train`` adds the section "The gradients at work": the lecture's
+    network at n = 8, k = 3 trained with the derived gradients on the digits 3 vs 8
+    (``symbolic.train.train`` with its defaults, ``train_steps`` steps if given, nothing of its own
+    written), its loss/accuracy plot as ``figures/training.png``. Raises RenderError (bad formats, no TeX, a folder that is not
     an earlier handout, an unwritable destination, a spec the handout does not explain yet).
     """
     from render import pdf
@@ -132,8 +142,16 @@ def build_handout_files(
         raise RenderError(f"--out: cannot create {out}: {_reason(err)}") from None
     try:
         with _stages(quiet) as stage:
+            training = None
+            if train:
+                from symbolic.train import DEFAULT_STEPS
+                from symbolic.train import train as run_training
+
+                steps = DEFAULT_STEPS if train_steps is None else train_steps
+                stage(f"training the network at n=8, k=3 on the digits ({steps} steps)")
+                training = run_training(steps=steps, quiet=quiet, save=False, out=None)
             stage(f"deriving and proving (n={sizes.n}, k={sizes.k})")
-            doc = build_handout(spec)
+            doc = build_handout(spec, training=training)
             stage("drawing figures")
             write_figures(doc, tmp / "figures")
             if "md" in wanted:

@@ -148,6 +148,70 @@ class Matrix:
 
 
 @dataclass(frozen=True)
+class Training:
+    """The optional section "The gradients at work": the deterministic facts of one ``symbolic.train.train`` run.
+
+    Never its seconds (they vary from run to run); ``figure`` is the loss/accuracy plot drawn
+    from ``history`` (``symbolic.train.plot_history``).
+    """
+
+    input: str
+    kernel: str
+    n_params: int
+    digits: tuple
+    steps: int
+    lr: float
+    batch_size: int
+    seed: int
+    log_every: int
+    train_images: int
+    heldout_images: int
+    heldout_correct: int
+    heldout_accuracy: float
+    train_loss: float
+    heldout_loss: float
+    figure: Figure
+
+
+def training_block(result) -> Training:
+    """The handout's training block from a ``symbolic.train.TrainResult`` of a seed network (bce, two digits).
+
+    >>> from symbolic.train import load_digits, train
+    >>> images, labels = load_digits()
+    >>> t = training_block(train(steps=5, batch_size=4, data=(images[:60], labels[:60]), quiet=True))
+    >>> t.input, t.kernel, t.digits, t.steps, t.figure.file
+    ('8×8', '3×3', (3, 8), 5, 'training.png')
+    """
+    sizes = require_seed(result.spec)
+    cfg, last = result.config, result.history[-1]
+    heldout = len(result.heldout_idx)
+    digits = tuple(result.classes)
+    caption = (
+        f"Training the lecture's network at {_shape(sizes.n, sizes.n)} on the digits {digits[0]} and {digits[1]} with the derived "
+        f"gradients: the mean loss and the accuracy on the training and the held-out images, every {cfg['log_every']} steps."
+    )
+    title = f"{_shape(sizes.n, sizes.n)} input, {_shape(sizes.k, sizes.k)} filter, digits {digits[0]} and {digits[1]}"
+    return Training(
+        input=_shape(sizes.n, sizes.n),
+        kernel=_shape(sizes.k, sizes.k),
+        n_params=sizes.n_params,
+        digits=digits,
+        steps=int(cfg["steps"]),
+        lr=float(cfg["lr"]),
+        batch_size=int(cfg["batch_size"]),
+        seed=int(cfg["seed"]),
+        log_every=int(cfg["log_every"]),
+        train_images=len(result.train_idx),
+        heldout_images=heldout,
+        heldout_correct=round(result.accuracy * heldout),
+        heldout_accuracy=float(result.accuracy),
+        train_loss=float(last["train_loss"]),
+        heldout_loss=float(last["heldout_loss"]),
+        figure=Figure("training.png", caption, "training", {"history": tuple(result.history), "title": title}),
+    )
+
+
+@dataclass(frozen=True)
 class Handout:
     """The whole handout, in the lecture's order."""
 
@@ -185,6 +249,7 @@ class Handout:
     general: tuple = ()
     general_table: object = None
     general_intro: object = None
+    training: Training | None = None
 
     def proof(self, name: str) -> dict:
         """The proof result of rule ``name`` ("a" ... "j")."""
@@ -214,8 +279,13 @@ def _display(arr, atoms=None) -> sp.Matrix:
     return sp.Matrix(arr.shape[0], arr.shape[1], [one(v) for v in arr.ravel()])
 
 
-def build_handout(spec: NetworkSpec | None = None, example: dict | None = None, other_sizes=((5, 2), (7, 2), (8, 3))) -> Handout:
+def build_handout(
+    spec: NetworkSpec | None = None, example: dict | None = None, other_sizes=((5, 2), (7, 2), (8, 3)), training=None
+) -> Handout:
     """Derive, prove and evaluate everything the handout shows (the seed network, ``load_spec()`` by default).
+
+    ``training``: a ``symbolic.train.TrainResult``; with it, the handout gets the section "The
+    gradients at work" (``Handout.training``) and its figure.
 
     >>> h = build_handout(); h.spec.n_params, len(h.proofs), all(p["proven"] for p in h.proofs)
     (15, 10, True)
@@ -395,6 +465,9 @@ def build_handout(spec: NetworkSpec | None = None, example: dict | None = None, 
     )
 
     figures = _figures(sizes, example)
+    block = training_block(training) if training is not None else None
+    if block is not None:
+        figures["training"] = block.figure
     w11_terms = [t for _, ts in w11 for t in ts]
     per_line = 2
     appendix_sums = tuple((name, SumLines(Partial(L, name), per_line, *[t for _, ts in wins for t in ts])) for name, wins in appendix)
@@ -427,6 +500,7 @@ def build_handout(spec: NetworkSpec | None = None, example: dict | None = None, 
         crosscheck_max=max(d.relative for d in cross),
         **_example_displays(example),
         **_general_section(spec),
+        training=block,
     )
 
 

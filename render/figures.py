@@ -43,6 +43,7 @@ __all__ = [
     "heatmap",
     "matrix_panel",
     "pool_routing",
+    "training",
 ]
 
 PathLike = str | Path
@@ -888,3 +889,11 @@ def architecture(shapes: Sequence[Sequence[object]], path: PathLike) -> Path:
                 color="#333333",
             )
         return _save(fig, path)
+
+
+def training(history: Sequence[dict], path: PathLike, title: str = "") -> Path:
+    """The training run's loss and accuracy curves: ``symbolic.train.plot_history`` (the plot
+    `cnn-derive train` writes as training.png), deterministic (no timestamp or version)."""
+    from symbolic.train import plot_history
+
+    return plot_history(history, _ensure_path(path), title=title)

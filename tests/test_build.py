@@ -19,6 +19,7 @@ import pytest
 import render.build
 import render.document
 import render.pdf
+import render.printer
 from render.build import build_handout_files, default_out, parse_formats
 from render.cli import main
 from render.document import GENERAL_SHOWN, _general_section, seed_sizes
@@ -512,3 +513,62 @@ def test_api_builds_the_seed_at_other_sizes_into_the_default_folder(tmp_path, mo
     assert "for X 5×5 and a 2×2 filter (10 trainable parameters)" in md
     assert md.count("proven symbolically.**") == 10 and "NOT proven" not in md
     assert leftovers(tmp_path / "output", "n5-k2") == []
+
+
+# --------------------------------------------------------------------------------------------
+# --train: the section "The gradients at work"
+# --------------------------------------------------------------------------------------------
+TRAIN_STEPS = 100  # fewer than the default 500: the section is the same, the test is faster
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Two builds with train=True (md and tex) into two folders, and the training run they show."""
+    from symbolic.train import train
+
+    base = tmp_path_factory.mktemp("trained")
+    outs = [
+        build_handout_files(load_spec(), out=base / name, formats="md,tex", quiet=True, train=True, train_steps=TRAIN_STEPS)
+        for name in "ab"
+    ]
+    return outs, train(steps=TRAIN_STEPS, quiet=True)
+
+
+def test_train_adds_the_section_and_its_figure(trained):
+    (out, _), result = trained
+    md, tex = (out / "handout.md").read_text(encoding="utf-8"), (out / "handout.tex").read_text(encoding="utf-8")
+    assert "## 8. The gradients at work" in md and "\\section*{8. The gradients at work}" in tex
+    for text in (md, tex):
+        section = text[text.index("8. The gradients at work") : text.index("Appendix A.")]
+        assert "figures/training.png" in section
+        assert "handwritten digits" in section and "scikit-learn" in section
+        assert f"{TRAIN_STEPS} steps of 32 images" in section
+        held = len(result.heldout_idx)
+        assert f"labels {round(result.accuracy * held)} of the {held} held-out images correctly" in section
+        accuracy = latex(render.printer.number(result.accuracy, 4))
+        assert f"a held-out accuracy of ${accuracy}$." in section
+        assert not any(d in section for d in JINJA_DELIMITERS)
+        assert "seconds" not in section
+    png = out / "figures" / "training.png"
+    assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_train_builds_are_byte_identical(trained):
+    (a, b), _ = trained
+    fa, fb = files(a), files(b)
+    assert "figures/training.png" in fa
+    assert fa == fb
+
+
+def test_without_train_there_is_no_such_section(handout):
+    out, md, tex = handout
+    assert "gradients at work" not in md and "gradients at work" not in tex
+    assert not (out / "figures" / "training.png").exists()
+
+
+def test_cli_train_flag_reaches_the_orchestrator(monkeypatch, tmp_path):
+    calls = []
+    monkeypatch.setattr(render.build, "build_handout_files", lambda **kw: calls.append(kw) or tmp_path)
+    assert main(["build", "--train", "--quiet", "--out", str(tmp_path)]) == 0
+    assert main(["build", "--quiet", "--out", str(tmp_path)]) == 0
+    assert [c["train"] for c in calls] == [True, False]
