@@ -81,44 +81,48 @@ class LeakyReLU(Activation):
         return s + exact(self.spec.slope) * (1 - s)
 
 
-class Tanh(Activation):
+class Smooth(Activation):
+    """An activation with a named smooth function whose atom is shown as the entry it makes."""
+
+    @staticmethod
+    def apply(z: se.Expr) -> se.Expr:
+        raise NotImplementedError
+
+    @staticmethod
+    def derivative(a: se.Expr) -> se.Expr:
+        """The derivative in terms of the function's own value (its atom)."""
+        raise NotImplementedError
+
+    def atom_label(self, ctx: Context, i: tuple) -> str:
+        # tanh(z_11) is shown as the entry it becomes, a_11, as the lecture writes A2 for sigmoid(Z2).
+        return ctx.out_labels[i]
+
+    def value(self, ctx: Context, z: se.Expr, label: str) -> se.Expr:
+        ctx.atoms.unary(self.kind, z, label)
+        return self.apply(z)
+
+    def slope(self, ctx: Context, z: se.Expr) -> se.Expr:
+        return self.derivative(ctx.atoms.lookup(self.kind, (z,)))
+
+
+class Tanh(Smooth):
     """tanh; SymEngine knows its derivative, 1 − tanh²."""
 
     kind = "tanh"
     rule_text = "(1 - {o}^2)"
     rule_tex = r"\big(1 - {o}^{{2}}\big)"
-
-    def atom_label(self, ctx: Context, i: tuple) -> str:
-        # tanh(z_11) is shown as the entry it becomes, a_11, as the lecture writes A2 for sigmoid(Z2).
-        return ctx.out_labels[i]
-
-    def value(self, ctx: Context, z: se.Expr, label: str) -> se.Expr:
-        ctx.atoms.unary("tanh", z, label)
-        return se.tanh(z)
-
-    def slope(self, ctx: Context, z: se.Expr) -> se.Expr:
-        t = ctx.atoms.lookup("tanh", (z,))
-        return 1 - t**2
+    apply = staticmethod(se.tanh)
+    derivative = staticmethod(lambda t: 1 - t**2)
 
 
-class Sigmoid(Activation):
+class Sigmoid(Smooth):
     """The logistic sigmoid; its derivative σ(1 − σ) is a lemma (``lemmas``)."""
 
     kind = "sigmoid"
     rule_text = "{o} (1 - {o})"
     rule_tex = r"{o} \odot (1 - {o})"
-
-    def atom_label(self, ctx: Context, i: tuple) -> str:
-        # tanh(z_11) is shown as the entry it becomes, a_11, as the lecture writes A2 for sigmoid(Z2).
-        return ctx.out_labels[i]
-
-    def value(self, ctx: Context, z: se.Expr, label: str) -> se.Expr:
-        ctx.atoms.unary("sigmoid", z, label)
-        return sigmoid(z)
-
-    def slope(self, ctx: Context, z: se.Expr) -> se.Expr:
-        s = ctx.atoms.lookup("sigmoid", (z,))
-        return s * (1 - s)
+    apply = staticmethod(sigmoid)
+    derivative = staticmethod(lambda s: s * (1 - s))
 
 
 ACTIVATION_LAYERS = {cls.kind: cls for cls in (ReLU, LeakyReLU, Tanh, Sigmoid)}
