@@ -902,6 +902,8 @@ def specs(draw) -> dict:
     max_examples=30,
     deadline=None,
     database=None,
+    derandomize=True,
+    print_blob=True,
     suppress_health_check=[HealthCheck.too_slow],
 )
 @given(spec=specs(), seed=st.integers(0, 2**32 - 1))
