@@ -279,6 +279,37 @@ class NumericNetwork:
         alt = f" (or {short})" if short != full else ""
         raise CaseError(f"{name}: expected shape {full}{alt} for {self.spec.label}, with optional leading batch axes; got {arr.shape}")
 
+    def _one_sample(self, values: list) -> dict[str, np.ndarray] | None:
+        """The fast path for one sample written with exactly its sizes: None where it does not apply.
+
+        Anything unusual (a batch axis, another layout, a bad number) goes the general way, which
+        also words the refusals.
+        """
+        row = np.empty(self.n_inputs)
+        at = 0
+        for name, value in zip(self._arg_names, values):
+            size = self._sizes[name][0]
+            try:
+                flat = np.ravel(value)
+            except (TypeError, ValueError):
+                return None
+            if flat.size != size or flat.dtype.kind not in "fiu" or squeezed(np.shape(value)) != self._sizes[name][1]:
+                return None
+            row[at : at + size] = flat
+            at += size
+        if not np.isfinite(row).all():
+            return None
+        y = row[at - self._sizes["Y"][0] : at]
+        if self.spec.loss in ("bce", "softmax_ce") and ((y < 0).any() or (y > 1).any()):
+            return None
+        if self.spec.loss == "softmax_ce" and abs(y.sum() - 1) > 1e-9:
+            return None
+        flat_out = self._program(row[None, :])[0]
+        if not np.isfinite(flat_out).all():
+            return None
+        flat_out += 0.0  # turns -0.0 into 0.0
+        return {key: flat_out[a:b].reshape(shp) for key, (a, b, shp) in self._slices.items()}
+
     def __call__(self, X: object, Y: object, mean: bool = False, **params: object) -> dict[str, np.ndarray]:
         if params.keys() != self.param_shapes.keys():
             missing = [p for p in self.param_shapes if p not in params]
@@ -288,6 +319,9 @@ class NumericNetwork:
             )
         names = self._arg_names
         values = [X, *(params[p] for p in self.param_shapes), Y]
+        one = self._one_sample(values)
+        if one is not None:
+            return one
         arrays = [self._arg(name, value, self._fulls[name]) for name, value in zip(names, values)]
         if all(not b for _, b in arrays):
             # One sample: a single row, no broadcasting (the common case of eval and the API).
