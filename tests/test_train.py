@@ -89,7 +89,7 @@ def assert_same_params(ours: dict, theirs: dict, rtol: float = 1e-9) -> None:
     assert ours.keys() == theirs.keys()
     for k in ours:
         a, b = np.asarray(ours[k]).reshape(np.shape(theirs[k])), theirs[k]
-        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * np.abs(b).max(), err_msg=k)
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=0, err_msg=k)
 
 
 # --------------------------------------------------------------------------------------------
