@@ -108,3 +108,41 @@ def print_table(headers: list, rows: list) -> None:
     print("-" * len(line))
     for r in rows:
         print("  ".join(str(c).rjust(w) for c, w in zip(r, widths)))
+
+
+def torch_model(spec):
+    """A PyTorch function of (params, X, Y) -> loss per sample, built from the spec."""
+    import torch
+    import torch.nn.functional as F
+
+    def forward(params: dict, X, Y):
+        h = X
+        t = 0
+        for layer in spec.layers:
+            if layer.type == "conv2d":
+                t += 1
+                h = F.conv2d(h, params[f"W{t}"], params[f"B{t}"], stride=layer.stride, padding=layer.padding)
+            elif layer.type == "dense":
+                t += 1
+                h = F.linear(h, params[f"W{t}"], params[f"B{t}"])
+            elif layer.type == "relu":
+                h = F.relu(h)
+            elif layer.type == "leaky_relu":
+                h = F.leaky_relu(h, layer.slope)
+            elif layer.type == "tanh":
+                h = torch.tanh(h)
+            elif layer.type == "sigmoid":
+                h = torch.sigmoid(h)
+            elif layer.type == "maxpool":
+                h = F.max_pool2d(h, layer.window, layer.stride)
+            elif layer.type == "avgpool":
+                h = F.avg_pool2d(h, layer.window, layer.stride)
+            elif layer.type == "flatten":
+                h = h.reshape(h.shape[0], -1)
+        if spec.loss == "bce":
+            return F.binary_cross_entropy_with_logits(h[:, 0], Y, reduction="none")
+        if spec.loss == "softmax_ce":
+            return F.cross_entropy(h, Y, reduction="none")
+        return ((h - Y) ** 2).mean(dim=1)
+
+    return forward

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import ROOT, cli_command, machine_header, verdict  # noqa: I001
+from _common import ROOT, cli_command, machine_header, torch_model, verdict  # noqa: I001
 
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
@@ -58,44 +58,6 @@ def case_batch(spec, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, dic
     Y = rng.uniform(size=n) if spec.loss == "bce" else rng.dirichlet(np.ones(spec.units), size=n)
     params = {k: rng.normal(size=s) / math.sqrt(max(1, math.prod(s[1:]))) for k, s in spec.param_shapes.items()}
     return X, Y, params
-
-
-def torch_model(spec):
-    """A PyTorch function of (params, X, Y) -> loss per sample, built from the spec."""
-    import torch
-    import torch.nn.functional as F
-
-    def forward(params: dict, X, Y):
-        h = X
-        t = 0
-        for layer in spec.layers:
-            if layer.type == "conv2d":
-                t += 1
-                h = F.conv2d(h, params[f"W{t}"], params[f"B{t}"], stride=layer.stride, padding=layer.padding)
-            elif layer.type == "dense":
-                t += 1
-                h = F.linear(h, params[f"W{t}"], params[f"B{t}"])
-            elif layer.type == "relu":
-                h = F.relu(h)
-            elif layer.type == "leaky_relu":
-                h = F.leaky_relu(h, layer.slope)
-            elif layer.type == "tanh":
-                h = torch.tanh(h)
-            elif layer.type == "sigmoid":
-                h = torch.sigmoid(h)
-            elif layer.type == "maxpool":
-                h = F.max_pool2d(h, layer.window, layer.stride)
-            elif layer.type == "avgpool":
-                h = F.avg_pool2d(h, layer.window, layer.stride)
-            elif layer.type == "flatten":
-                h = h.reshape(h.shape[0], -1)
-        if spec.loss == "bce":
-            return F.binary_cross_entropy_with_logits(h[:, 0], Y, reduction="none")
-        if spec.loss == "softmax_ce":
-            return F.cross_entropy(h, Y, reduction="none")
-        return ((h - Y) ** 2).mean(dim=1)
-
-    return forward
 
 
 def torch_rows(spec, X, Y, params) -> dict:

@@ -29,7 +29,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _common import machine_header, print_table  # noqa: E402
+from _common import machine_header, print_table, torch_model  # noqa: E402
 
 from symbolic.numeric import compile_network  # noqa: E402
 from symbolic.spec import NetworkSpec, parse_spec  # noqa: E402
@@ -56,7 +56,6 @@ def ours_bare(net, result, X, Y, lr: float) -> dict:
 
 def torch_loop(spec: NetworkSpec, result, X, Y, lr: float, threads: int) -> dict:
     import torch
-    import torch.nn.functional as TF
 
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -64,33 +63,10 @@ def torch_loop(spec: NetworkSpec, result, X, Y, lr: float, threads: int) -> dict
         p = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in result.init_params.items()}
         x_all = torch.tensor(X, dtype=torch.float64)
         y_all = torch.tensor(Y, dtype=torch.float64)
+        forward = torch_model(spec)
         for rows in result.batches:
             idx = torch.as_tensor(rows)
-            h, t = x_all[idx], 0
-            for layer in spec.layers:
-                if layer.type in ("conv2d", "dense"):
-                    t += 1
-                    w, b = p[f"W{t}"], p[f"B{t}"]
-                    h = TF.conv2d(h, w, b, stride=layer.stride, padding=layer.padding) if layer.type == "conv2d" else TF.linear(h, w, b)
-                elif layer.type == "relu":
-                    h = TF.relu(h)
-                elif layer.type == "leaky_relu":
-                    h = TF.leaky_relu(h, layer.slope)
-                elif layer.type == "tanh":
-                    h = torch.tanh(h)
-                elif layer.type == "sigmoid":
-                    h = torch.sigmoid(h)
-                elif layer.type == "maxpool":
-                    h = TF.max_pool2d(h, layer.window, layer.stride)
-                elif layer.type == "avgpool":
-                    h = TF.avg_pool2d(h, layer.window, layer.stride)
-                else:
-                    h = h.flatten(1)
-            y = y_all[idx]
-            if spec.loss == "bce":
-                L = TF.binary_cross_entropy_with_logits(h[:, 0], y)
-            else:
-                L = TF.cross_entropy(h, y)
+            L = forward(p, x_all[idx], y_all[idx]).mean()
             grads = torch.autograd.grad(L, list(p.values()))
             with torch.no_grad():
                 for tensor, g in zip(p.values(), grads):

@@ -12,14 +12,13 @@ from __future__ import annotations
 import re
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Iterable
 from contextlib import contextmanager
 from pathlib import Path
 
 from symbolic.errors import RenderError
-from symbolic.files import replace_folder
+from symbolic.files import prepare_output, replace_folder
 from symbolic.spec import NetworkSpec
 
 FORMATS = ("md", "tex", "pdf")
@@ -135,11 +134,7 @@ def build_handout_files(
         wanted = tuple(f for f in wanted if f != "pdf")
         print(f"cnn-derive: writing Markdown and LaTeX only: {pdf.HOW_TO_GET_TEX}", file=sys.stderr)
     out = Path(out) if out is not None and str(out) != "" else default_out(spec)
-    try:
-        _check_destination(out)
-        tmp = _make_temp_folder(out)
-    except OSError as err:  # e.g. a parent folder that may not be searched
-        raise RenderError(f"--out: cannot create {out}: {_reason(err)}") from None
+    tmp = prepare_output(out, OWN_FILES, RenderError, "an earlier cnn-derive output")
     try:
         with _stages(quiet) as stage:
             training = None
@@ -181,32 +176,4 @@ def _reason(err: OSError) -> str:
     return err.strerror or str(err)
 
 
-def _make_temp_folder(out: Path) -> Path:
-    """The folder the build writes into, next to ``out`` (created first, so a bad ``--out`` fails at once)."""
-    blocking = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
-    if blocking is not None:
-        raise RenderError(f"--out: cannot create {out}: {blocking} is a file")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    except OSError as err:
-        raise RenderError(f"--out: cannot create {out}: {_reason(err)}") from None
-
-
 OWN_FILES = {"handout.md", "handout.tex", "handout.pdf", "figures"}
-
-
-def _check_destination(out: Path) -> None:
-    """Refuse to replace anything but an earlier handout: the swap removes the old folder whole.
-
-    OSError (a folder that cannot be read) is left to the caller.
-    """
-    if out.exists() and not out.is_dir():
-        raise RenderError(f"--out: expected a folder, but {out} is a file")
-    if out.is_dir():
-        foreign = sorted(p.name for p in out.iterdir() if p.name not in OWN_FILES)
-        if foreign or out.resolve() == Path.cwd().resolve():
-            raise RenderError(
-                f"--out: {out} holds other files ({', '.join(foreign[:3]) or 'the current folder'}); "
-                "expected a new folder or an earlier cnn-derive output"
-            )

@@ -40,14 +40,12 @@ class Lemma:
 def _to_sympy(expr: se.Expr) -> sp.Expr:
     """A SymEngine expression in SymPy, with our named functions as SymPy's own."""
     out = sp.sympify(expr)
-    t = sp.Wild("t")
     repl = {
         sp.Function("softplus"): lambda u: sp.log(1 + sp.exp(u)),
         sp.Function("sigmoid"): lambda u: 1 / (1 + sp.exp(-u)),
         sp.Function("log1p"): lambda u: sp.log(1 + u),
         sp.Function("lse"): lambda *z: sp.log(sp.Add(*[sp.exp(x) for x in z])),
     }
-    del t
     return out.replace(lambda e: isinstance(e, sp.core.function.AppliedUndef) and e.func in repl, lambda e: repl[e.func](*e.args))
 
 

@@ -18,6 +18,7 @@ import symengine as se
 from symbolic.atoms import Atoms
 from symbolic.errors import ParameterError
 from symbolic.layers import LAYERS, LOSS_LAYERS, Context, Layer, Loss, MaxPool, obj
+from symbolic.names import bar as names_bar
 from symbolic.names import bias_base, entry_name, grad_key, param_names, scalar_name, stage_base, weight_base
 from symbolic.spec import NetworkSpec, load_spec  # noqa: F401 - load_spec: for the doctests
 
@@ -120,10 +121,9 @@ class Network:
 
 def stage_symbols(spec: NetworkSpec, stage: str, shape: tuple[int, ...], bar: bool = False) -> Array:
     """Fresh symbols for a stage with a batch axis: ``a_ij`` for A1 (``abar_ij`` with ``bar``)."""
-    base = stage_base(stage)
-    scalar = scalar_name(stage)
+    base, scalar = stage_base(stage), scalar_name(stage)
     if bar:
-        base, scalar = base + "bar", scalar.replace("_", "bar_", 1) if "_" in scalar else scalar + "bar"
+        base, scalar = names_bar(base), names_bar(scalar)
     return named(base, (spec.batch, *shape), scalar)
 
 

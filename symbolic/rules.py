@@ -309,7 +309,6 @@ def jacobian_chain(net: Network) -> np.ndarray:
         return jac
 
     z_last = stages[-1]
-    v = obj(z_last.shape, lambda *i: atoms.canon(net.L.diff(z_last[i])) if False else se.Integer(0))
     fresh_z = obj(z_last.shape, lambda *i: se.Symbol(f"_z{'_'.join(map(str, i))}"))
     ctx = Context(Atoms(), labels_for(spec, net.loss.names["in"], z_last.shape), labels_for(spec, net.loss.names["out"], z_last.shape))
     loss_value = net.loss.forward(ctx, fresh_z, {"Y": net.Y})[()]

@@ -27,7 +27,6 @@ import json
 import math
 import re
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -37,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from symbolic.errors import TrainError
-from symbolic.files import replace_folder
+from symbolic.files import prepare_output, replace_folder
 from symbolic.spec import NetworkSpec, load_spec, seed_spec
 
 DEFAULT_DIGITS = (3, 8)
@@ -362,7 +361,9 @@ def train(
     Y[rows] = targets(spec, labels[rows], classes)
 
     dest = Path(out) if out is not None and str(out) != "" else (default_out(spec) if save else None)
-    tmp = _make_temp_folder(dest) if dest is not None else None  # a bad --out fails before any training
+    tmp = (
+        prepare_output(dest, OWN_FILES, TrainError, "an earlier `cnn-derive train` output") if dest is not None else None
+    )  # a bad --out fails before any training
     try:
         from symbolic.numeric import compile_network
 
@@ -555,27 +556,6 @@ def log_text(log: dict) -> str:
         else:
             parts.append(f"  {json.dumps(key)}: {json.dumps(value)}")
     return "{\n" + ",\n".join(parts) + "\n}\n"
-
-
-def _make_temp_folder(out: Path) -> Path:
-    """The folder the run writes into, next to ``out``; refuses a destination that is not ours to replace."""
-    try:
-        blocking = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
-        if blocking is not None:
-            raise TrainError(f"--out: cannot create {out}: {blocking} is a file")
-        if out.exists() and not out.is_dir():
-            raise TrainError(f"--out: expected a folder, but {out} is a file")
-        if out.is_dir():
-            foreign = sorted(p.name for p in out.iterdir() if p.name not in OWN_FILES)
-            if foreign or out.resolve() == Path.cwd().resolve():
-                raise TrainError(
-                    f"--out: {out} holds other files ({', '.join(foreign[:3]) or 'the current folder'}); "
-                    "expected a new folder or an earlier `cnn-derive train` output"
-                )
-        out.parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    except OSError as err:
-        raise TrainError(f"--out: cannot create {out}: {err.strerror or err}") from None
 
 
 __all__ = [

@@ -199,7 +199,7 @@ def staged_program(net: Network) -> tuple[list[list[tuple[se.Symbol, se.Expr]]],
     return steps, mapping
 
 
-def compile_outputs(spec: NetworkSpec, backend: str, outputs: str = "all") -> Compiled:
+def compile_outputs(spec: NetworkSpec, backend: str, outputs: str = "all", net: Network | None = None) -> Compiled:
     """Build the network for one sample, run its backward chain, and compile the chosen outputs.
 
     ``outputs="gradients"`` keeps L, the prediction and the parameter gradients (what training
@@ -207,7 +207,7 @@ def compile_outputs(spec: NetworkSpec, backend: str, outputs: str = "all") -> Co
     """
     t0 = time.perf_counter()
     one = dataclasses.replace(spec, batch=1) if spec.batch != 1 else spec
-    net = build(one)
+    net = net if net is not None else build(one)  # a caller that built it already passes it
     symbolic = symbolic_outputs(net)
     if outputs == "gradients":
         wanted = ["L", one.stages[-2], *(f"dL/d{p}" for p in one.param_shapes)]
@@ -445,12 +445,13 @@ def _compiled(spec: NetworkSpec, backend: str, outputs: str) -> tuple[NumericNet
                 f"(compiling took {hit.seconds:.1f} s)"
             )
         return NumericNetwork(spec, hit), tuple(notices)
+    net = None
     if backend == "auto":
         # Machine code wins where the program fuses into one function; past that, one LLVM
         # call per level costs more than numpy's vectorised staged program (measured).
-        one = dataclasses.replace(spec, batch=1) if spec.batch != 1 else spec
-        backend = "llvm" if len(build(one).atoms.by_symbol) <= llvm.INLINE_ATOMS else "numpy"
-    compiled = compile_outputs(spec, backend, outputs)
+        net = build(dataclasses.replace(spec, batch=1) if spec.batch != 1 else spec)
+        backend = "llvm" if len(net.atoms.by_symbol) <= llvm.INLINE_ATOMS else "numpy"
+    compiled = compile_outputs(spec, backend, outputs, net)
     cache.store(key, compiled)
     if compiled.seconds > 1:
         notices.append(f"compiled {spec.label} ({compiled.backend}) in {compiled.seconds:.1f} s; cached in {cache.folder()}")

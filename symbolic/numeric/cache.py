@@ -20,7 +20,6 @@ from pathlib import Path
 
 import symengine as se
 
-from symbolic.cost import terms
 from symbolic.spec import NetworkSpec
 
 
@@ -87,14 +86,4 @@ def store(name: str, compiled: object) -> None:
         return
 
 
-def estimate_slow(spec: NetworkSpec) -> bool:
-    """Whether compiling ``spec`` will likely take more than a second (to announce it first).
-
-    >>> from symbolic.spec import load_spec
-    >>> estimate_slow(load_spec())
-    False
-    """
-    return terms(spec) > 2000
-
-
-__all__ = ["estimate_slow", "folder", "key", "load", "store"]
+__all__ = ["folder", "key", "load", "store"]
