@@ -21,7 +21,7 @@ from symbolic.errors import RenderError
 from symbolic.files import prepare_output, replace_folder
 from symbolic.spec import NetworkSpec
 
-FORMATS = ("md", "tex", "pdf")
+FORMATS = ("md", "tex", "pdf", "html")
 OUTPUT = Path("output")
 
 
@@ -29,11 +29,11 @@ def parse_formats(text: str | Iterable[str] | None) -> tuple:
     """The requested formats, in canonical order: a comma-separated string or a sequence of names.
 
     >>> parse_formats("pdf,md"), parse_formats(None), parse_formats(("tex", "md"))
-    (('md', 'pdf'), ('md', 'tex', 'pdf'), ('md', 'tex'))
+    (('md', 'pdf'), ('md', 'tex', 'pdf', 'html'), ('md', 'tex'))
     >>> parse_formats("md,docx")
     Traceback (most recent call last):
     ...
-    symbolic.errors.RenderError: --format: expected a comma-separated subset of md,tex,pdf; got 'md,docx'
+    symbolic.errors.RenderError: --format: expected a comma-separated subset of md,tex,pdf,html; got 'md,docx'
     """
     if text is None:
         return FORMATS
@@ -42,7 +42,7 @@ def parse_formats(text: str | Iterable[str] | None) -> tuple:
     bad = [t for t in items if t not in FORMATS]
     if bad or not items:
         shown = text if isinstance(text, str) else ",".join(map(str, text))
-        raise RenderError(f"--format: expected a comma-separated subset of md,tex,pdf; got {shown!r}")
+        raise RenderError(f"--format: expected a comma-separated subset of {','.join(FORMATS)}; got {shown!r}")
     return tuple(f for f in FORMATS if f in items)
 
 
@@ -85,8 +85,13 @@ def _stages(quiet: bool):
 def write_figures(doc, folder: Path) -> None:
     """Draw every figure of the document into ``folder``."""
     from render import figures as fg
+    from render.blocks import Document
 
     folder.mkdir(parents=True, exist_ok=True)
+    if isinstance(doc, Document):
+        for fig in doc.figures:
+            fig.draw(folder / fig.file, **fig.data)
+        return
     for fig in doc.figures.values():
         path = folder / fig.file
         d = fig.data
@@ -122,10 +127,9 @@ def build_handout_files(
     an earlier handout, an unwritable destination, a spec the handout does not explain yet).
     """
     from render import pdf
-    from render.document import build_handout, require_seed
+    from render.handout import make_document
     from render.templates import render
 
-    sizes = require_seed(spec)
     wanted = parse_formats(formats)
     explicit_pdf = formats is not None and "pdf" in wanted
     if "pdf" in wanted and not pdf.tex_available():
@@ -145,8 +149,8 @@ def build_handout_files(
                 steps = DEFAULT_STEPS if train_steps is None else train_steps
                 stage(f"training the network at n=8, k=3 on the digits ({steps} steps)")
                 training = run_training(steps=steps, quiet=quiet, save=False, out=None)
-            stage(f"deriving and proving (n={sizes.n}, k={sizes.k})")
-            doc = build_handout(spec, training=training)
+            stage(f"deriving and proving ({spec.name})")
+            doc = make_document(spec, training=training, progress=stage)
             stage("drawing figures")
             write_figures(doc, tmp / "figures")
             if "md" in wanted:
@@ -155,6 +159,9 @@ def build_handout_files(
             if "tex" in wanted or "pdf" in wanted:
                 stage("rendering LaTeX")
                 (tmp / "handout.tex").write_text(render("tex", doc), encoding="utf-8")
+            if "html" in wanted:
+                stage("rendering HTML")
+                (tmp / "handout.html").write_text(render("html", doc, base=tmp), encoding="utf-8")
             if "pdf" in wanted:
                 stage("compiling PDF (latexmk)")
                 pdf.compile_pdf(tmp / "handout.tex")
@@ -176,4 +183,4 @@ def _reason(err: OSError) -> str:
     return err.strerror or str(err)
 
 
-OWN_FILES = {"handout.md", "handout.tex", "handout.pdf", "figures"}
+OWN_FILES = {"handout.md", "handout.tex", "handout.pdf", "handout.html", "figures"}

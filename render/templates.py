@@ -11,6 +11,7 @@ from pathlib import Path
 
 import jinja2
 
+from render.blocks import Document, Link, Strong
 from render.printer import latex, number, numbers
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -65,11 +66,32 @@ def environment(fmt: str) -> jinja2.Environment:
     env.filters["num"] = lambda value, digits=4: latex(number(value, digits), one=one)
     env.filters["nummat"] = lambda arr, boxed=None, digits=4: latex(numbers(arr, digits, boxed), one=one)
     env.filters["esc"] = _escape_tex if fmt == "tex" else (lambda text: str(text))
+    # Words parts are told apart by their types (render.blocks), never by what they say.
+    env.tests["strong"] = lambda part: isinstance(part, Strong)
+    env.tests["link"] = lambda part: isinstance(part, Link)
     env.globals["fmt"] = fmt
     env.globals["macros"] = settings["macros"]
     return env
 
 
-def render(fmt: str, doc) -> str:
-    """The handout in one format, as text. >>> # see tests/test_render.py"""
-    return environment(fmt).get_template(f"handout.{fmt}.j2").render(doc=doc)
+def render(fmt: str, doc, base=None) -> str:
+    """The handout in one format, as text (``base``: the folder whose ``figures/`` the HTML embeds).
+
+    >>> from render.blocks import Document, Heading, Para, words
+    >>> import sympy as sp
+    >>> d = Document("T", words("sub"), (Heading("One", anchor="one"), Para(words("see ", sp.Symbol("w_11")))))
+    >>> print(render("md", d))
+    # T
+    <BLANKLINE>
+    *sub*
+    <BLANKLINE>
+    <a id="one"></a>
+    <BLANKLINE>
+    ## One
+    <BLANKLINE>
+    see $w_{11}$
+    <BLANKLINE>
+    <BLANKLINE>
+    """
+    name = f"document.{fmt}.j2" if isinstance(doc, Document) else f"handout.{fmt}.j2"
+    return environment(fmt).get_template(name).render(doc=doc)
