@@ -343,3 +343,18 @@ def latex(expr, **settings) -> str:
 def text(expr, **settings) -> str:
     """Plain text through ``CnnTextPrinter``."""
     return CnnTextPrinter(settings).doprint(expr)
+
+
+# A displayed matrix larger than this is printed elided (its corners and ⋯): wider would run off
+# the page. The documents show such a matrix in full elsewhere (a figure or an appendix table).
+MAX_COLS = 8
+MAX_ROWS = 12
+
+
+def elided(rows: int, cols: int) -> bool:
+    """Whether a displayed matrix of this shape is printed elided.
+
+    >>> elided(4, 4), elided(26, 26), elided(1, 9)
+    (False, True, True)
+    """
+    return cols > MAX_COLS or rows > MAX_ROWS
