@@ -55,9 +55,9 @@ def words(*parts: object) -> Words:
 
 @dataclass(frozen=True)
 class Heading:
-    """A section (level 1) or subsection (level 2) title; ``anchor`` lets links point at it."""
+    """A section (level 1) or subsection (level 2) title, plain or with math; ``anchor`` lets links point at it."""
 
-    title: str
+    title: str | Words
     level: int = 1
     anchor: str = ""
     kind: str = field(default="heading", init=False)

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import textwrap
 import time
+from contextlib import contextmanager
 from importlib import metadata
 
 from symbolic.errors import CnnDeriveError, SpecError
@@ -202,10 +204,41 @@ def cmd_expand(args: argparse.Namespace) -> int:
 
 def cmd_build(args: argparse.Namespace) -> int:
     """Write the handout."""
-    from render.build import build_handout_files
+    from render.build import build_handout
 
-    build_handout_files(spec=_spec(args), out=args.out, formats=args.format, quiet=args.quiet, train=args.train)
+    with _terminate_as_exit():
+        build_handout(
+            _spec(args),
+            out=args.out,
+            formats=args.format,
+            quiet=args.quiet,
+            train=args.train,
+            train_steps=args.train_steps,
+            case=args.case,
+        )
     return 0
+
+
+@contextmanager
+def _terminate_as_exit():
+    """While inside, SIGTERM (``kill``) ends the process through Python, so the build cleans up after itself.
+
+    Without it SIGTERM stops the interpreter at once and the half-built folder stays behind (the
+    next build would remove it; see ``symbolic.files``).
+    """
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread: leave the signal alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -295,19 +328,43 @@ def parser() -> argparse.ArgumentParser:
     x.add_argument("--latex", action="store_true", help="print LaTeX")
     x.set_defaults(func=cmd_expand)
 
-    b = sub.add_parser("build", help="write the handout (Markdown, LaTeX, PDF)")
+    from symbolic import train as tr
+
+    b = sub.add_parser(
+        "build",
+        help="write the handout (Markdown, LaTeX, PDF, HTML)",
+        description="Write the handout into --out. Only the formats asked for and figures/ are replaced: the folder's other "
+        "handout files are kept when they show the same document, and the build refuses (naming them) when they do not. "
+        "A file that cnn-derive did not write, at the top of the folder or under figures/, is refused, never deleted.",
+    )
     network(b, force=False)
-    b.add_argument("--out", default=None, help="output folder (default output/<spec name>)")
-    b.add_argument("--format", default=None, help="comma-separated subset of md,tex,pdf (default all)")
+    b.add_argument(
+        "--out",
+        default=None,
+        help="output folder (default output/<spec name>, e.g. output/seed; with --case or --train a folder of its own: "
+        "output/seed-case-<case file name>, output/seed-train)",
+    )
+    b.add_argument(
+        "--format",
+        default=None,
+        help="comma-separated subset of md,tex,pdf,html (default all four; without TeX installed, all but pdf)",
+    )
     b.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    b.add_argument(
+        "--case",
+        metavar="FILE",
+        default=None,
+        help="make the worked example from your own numbers: a case file in eval's format (JSON, '-' for stdin; "
+        "see `cnn-derive eval --help`)",
+    )
     b.add_argument(
         "--train",
         action="store_true",
         help="add the section 'The gradients at work': the lecture's network at 8×8 trained with the derived gradients "
-        "on scikit-learn's digits 3 vs 8 (500 steps, a few seconds), with its loss/accuracy plot",
+        f"on scikit-learn's digits 3 vs 8 ({tr.DEFAULT_STEPS} steps, a few seconds), with its loss/accuracy plot",
     )
+    b.add_argument("--train-steps", type=int, default=None, metavar="N", help=f"with --train: SGD steps (default {tr.DEFAULT_STEPS})")
     b.set_defaults(func=cmd_build)
-    from symbolic import train as tr
 
     t = sub.add_parser(
         "train",

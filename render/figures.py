@@ -43,6 +43,7 @@ __all__ = [
     "heatmap",
     "matrix_panel",
     "pool_routing",
+    "sliding",
     "training",
 ]
 
@@ -129,13 +130,14 @@ def _cell_pad_pt(cell_pt: float) -> float:
 
 
 def format_value(value: object) -> str:
-    """Format one cell value: integers as integers, anything else with at most 3 significant digits.
+    """Format one cell value: integers as integers, anything else with at most 4 significant digits
+    (the handout's text rounds to 4 too, so a figure and its caption show the same number).
 
     Integral floats print as integers too (a ReLU output of ``2.0`` is "2"); ``-0.0`` is "0".
-    Tiny and huge values switch to exponent notation as Python's ``'.3g'`` does.
+    Tiny and huge values switch to exponent notation as Python's ``'.4g'`` does.
 
     >>> [format_value(v) for v in (3, 2.0, -0.0, 0.0123456, -1.5, 2.0417e-05, 0.5)]
-    ['3', '2', '0', '0.0123', '-1.5', '2.04e-05', '0.5']
+    ['3', '2', '0', '0.01235', '-1.5', '2.042e-05', '0.5']
     """
     if isinstance(value, (bool, np.bool_)):
         return str(int(value))
@@ -148,7 +150,7 @@ def format_value(value: object) -> str:
         return "inf" if v > 0 else "-inf"
     if abs(v) < 1e6 and v == int(v):
         return str(int(v))
-    return f"{v:.3g}"
+    return f"{v:.4g}"
 
 
 def _cell_label(value: object, fmt: Formatter | None) -> str:
@@ -585,9 +587,9 @@ def pool_routing(
     if titles is None:
         any_tie = any(ties.values())
         titles = [
-            "A1: pool windows, max outlined" + ("\n(dashed: tie, not routed)" if any_tie else ""),
-            "\u2202L/\u2202P1",
-            "\u2202L/\u2202A1: routed to the max",
+            "A\u2081: pool windows, max outlined" + ("\n(dashed: tie, not routed)" if any_tie else ""),
+            "\u2202L/\u2202P\u2081",
+            "\u2202L/\u2202A\u2081: routed to the max",
         ]
     for p, t in zip(panels, titles):
         p.title = t
@@ -623,6 +625,68 @@ def pool_routing(
                 _outline_cells(ax_a, ties[(wi, wj)], cell, colour, scale=0.7, style=(0, (2, 1.5)))
             if arrows:
                 _route_arrow(fig, ax_p, ax_g, (wi, wj), winner, lanes.get(winner), pr, pc, colour, cell)
+        return _save(fig, path)
+
+
+def sliding(
+    x: object,
+    grad: object,
+    offsets: Sequence[tuple[int, int]],
+    path: PathLike,
+    *,
+    titles: Sequence[str] | None = None,
+    result: bool = True,
+    fmt: Formatter | None = None,
+    cmap: str | Colormap = DEFAULT_CMAP,
+) -> Path:
+    """Draw the filter gradient as a sliding window: dL/dZ1 | X under the window at each offset | dL/dW1.
+
+    The gradient at Z1 (``grad``, ho x wo) slides over X like a filter; at offset (k, l)
+    (0-based) it covers X[k:k+ho, l:l+wo], and the sum of the products is dL/dW1[k, l].  Each
+    offset gets its own colour: its window on its copy of X and its entry of dL/dW1 (computed
+    here as that sum, so the picture cannot disagree with itself).  ``titles``: one per panel
+    (2 + len(offsets), or 1 + len(offsets) without the ``result`` panel), else short defaults.
+    Without the result panel the cells are larger, so long numbers still fit in them.
+
+    >>> import pathlib, tempfile; d = pathlib.Path(tempfile.mkdtemp())
+    >>> sliding([[1, 2, 0], [0, 1, 3], [2, 2, 1]], [[0.5, 0], [0, -1]], [(0, 0), (1, 1)], d / "slide.png").name
+    'slide.png'
+    """
+    xm = _as_matrix(x, "sliding x")
+    gm = _as_matrix(grad, "sliding grad")
+    ho, wo = gm.shape
+    kh, kw = xm.shape[0] - ho + 1, xm.shape[1] - wo + 1
+    if kh < 1 or kw < 1:
+        raise ValueError(f"sliding grad: shape {gm.shape} does not fit inside x of shape {xm.shape}")
+    offsets = [(int(k), int(col)) for k, col in offsets]
+    for k, col in offsets:
+        if not (0 <= k < kh and 0 <= col < kw):
+            raise ValueError(f"sliding offsets: ({k}, {col}) is outside the {kh}x{kw} filter")
+    sums = np.array([[float(np.sum(xm[k : k + ho, col : col + wo] * gm)) for col in range(kw)] for k in range(kh)])
+    if titles is None:
+        titles = ["dL/dZ1", *[f"X, window at ({k + 1}, {col + 1})" for k, col in offsets]] + (["dL/dW1"] if result else [])
+    titles = list(titles)
+    if len(titles) != len(offsets) + 1 + result:
+        raise ValueError(f"sliding titles: expected {len(offsets) + 1 + result}, got {len(titles)}")
+    xnorm = _symmetric_norm(xm)
+    panels = [_Panel(gm, titles[0], None, _symmetric_norm(gm), fmt)]
+    panels += [_Panel(xm, t, None, xnorm, fmt) for t in titles[1 : 1 + len(offsets)]]
+    if result:
+        panels.append(_Panel(sums, titles[-1], None, _symmetric_norm(sums), fmt))
+    with matplotlib.rc_context(_RC):
+        fig, cell, font = _layout(panels)
+        cm = _cmap(cmap)
+        top = _title_top(fig)
+        for p in panels:
+            _draw_panel(p, cm, cell, font, top)
+        lw = _outline_width(cell * 72.0) * 1.2
+        for n, (k, col) in enumerate(offsets):
+            colour = _WINDOW_COLOURS[n % len(_WINDOW_COLOURS)]
+            panels[1 + n].ax.add_patch(
+                Rectangle((col - 0.5, k - 0.5), wo, ho, fill=False, edgecolor=colour, linewidth=lw, joinstyle="miter", zorder=4)
+            )
+            if result:
+                _outline_cells(panels[-1].ax, [(k, col)], cell, colour, scale=1.15)
         return _save(fig, path)
 
 
@@ -715,7 +779,9 @@ def _route_arrow(
         y_out = p_box[1][1] + clear if up else p_box[0][1] - clear
         pb.corner((pb.here[0], y_out), (p_box[1][0] + clear, y_out), radius=0.1)
 
-    end = inch(ax_g, (dj - 0.5, di))
+    # From a lane, enter the winner's left edge near the lane's side, not at mid-height: the bend then
+    # stays above (or below) the numbers written in the neighbouring cell.
+    end = inch(ax_g, (dj - 0.5, di if lane is None else di + (0.3 if lane > di else -0.3)))
     if lane is None:  # winner in the first column: straight into its left edge
         dx = end[0] - pb.here[0]
         pb.bend(end, (0.45 * dx, 0.0), (0.35 * dx, 0.0))

@@ -21,9 +21,9 @@ def make_document(spec: NetworkSpec, *, training=None, case=None, progress=None)
     from render.document import seed_sizes
 
     if seed_sizes(spec) is not None:
-        from render.document import build_handout
+        from render.lecture import seed_document
 
-        return build_handout(spec, training=training)
+        return seed_document(spec, training=training, case=case, progress=progress)
     from render.network_doc import build_document
 
     return build_document(spec, case=case, progress=progress)

@@ -4,12 +4,21 @@ Canonical expressions (SymEngine, with atoms) are turned into SymPy expressions 
 atom is a display object from ``notation`` (``Relu1``: 1[z > 0]; ``Wins``: a is the first max
 of the window that makes p; ``A_2`` for the sigmoid). ``CnnLatexPrinter`` and ``CnnTextPrinter`` then print
 names like ``w2_3`` as W2's third weight and ``x_1,12`` with a comma.
+
+Any size fits the page: a matrix with more than ``MAX_COLS`` columns or ``MAX_ROWS`` rows is
+printed elided (``elided``, ``elided_shape``): its first ``ELIDED_HEAD`` and last ``ELIDED_TAIL``
+rows and columns around ⋯, ⋮ and ⋱, never clipped. A long sum can be shown the same way with
+``elide_sum(terms)``. The documents give the full matrix or sum elsewhere (a figure, an appendix).
 """
 
 from __future__ import annotations
 
+import re
+import weakref
+
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
+from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.str import StrPrinter
 
 from render.notation import Relu1, Sigma, Softplus, Wins  # noqa: F401 (display objects printed here)
@@ -47,8 +56,11 @@ class CnnLatexPrinter(LatexPrinter):
             return shown
         base, sub = _split(expr.name)
         if base.endswith("bar") and len(base) > 3:
-            # fbar_1 is dL/df_1, the gradient arriving at f_1 from above
-            return rf"\bar{{{base[:-3]}}}_{{{sub}}}" if sub else rf"\bar{{{base[:-3]}}}"
+            # fbar_1 is dL/df_1, the gradient arriving at f_1 from above; the bar goes over the
+            # letter only, so that z2bar_11 reads \bar{z}^{(2)}_{11} like z2_11 does
+            inner = self._print_Symbol(sp.Symbol(base[:-3] + (f"_{sub}" if sub else "")))
+            letter = re.match(r"\\?[A-Za-z]+", inner)
+            return rf"\bar{{{letter.group(0)}}}{inner[letter.end() :]}" if letter else rf"\bar{{{inner}}}"
         if sub and base in {"x", "w", "z", "a", "p", "f"}:
             return f"{base}_{{{sub}}}"
         if not sub and base.endswith("pad") and len(base) > 3:
@@ -165,6 +177,34 @@ class CnnLatexPrinter(LatexPrinter):
         lhs, rhs = (self._print(a) for a in expr.args)
         return rf"\begin{{aligned}} & {lhs} \\ & = {rhs} \end{{aligned}}"
 
+    def _print_matrix_contents(self, expr):
+        # Every matrix goes through here (the delimiters are added around it by the caller).
+        if not elided(expr.rows, expr.cols):
+            return super()._print_matrix_contents(expr)
+        rows, cols = _kept(expr.rows, MAX_ROWS), _kept(expr.cols, MAX_COLS)
+        marks = {(True, True): r"\ddots", (True, False): r"\vdots", (False, True): r"\cdots"}
+        lines = [" & ".join(marks[i is None, j is None] if i is None or j is None else self._print(expr[i, j]) for j in cols) for i in rows]
+        mat_str = self._settings["mat_str"] or ("smallmatrix" if self._settings["mode"] == "inline" else "matrix")
+        head = "{" + "c" * len(cols) + "}" if mat_str == "array" else ""
+        return rf"\begin{{{mat_str}}}{head}" + r"\\".join(lines) + rf"\end{{{mat_str}}}"
+
+    def _print_ElidedSum(self, expr, exp=None):
+        hidden, tail, *terms = expr.args
+        head = len(terms) - int(tail) if hidden else len(terms)
+        parts = []
+        for k, t in enumerate(terms):
+            if k == head:
+                parts.append(r"+ \cdots")
+            code = self._print(t)
+            if k == 0:
+                parts.append(code)
+            elif code.startswith("-"):
+                parts.append("- " + code[1:].lstrip())
+            else:
+                parts.append("+ " + code)
+        out = " ".join(parts)
+        return out if exp is None else rf"\left({out}\right)^{{{exp}}}"
+
     def _print_Lines(self, expr, exp=None):
         rhs, *terms = expr.args
         lines = []
@@ -212,6 +252,35 @@ class CnnTextPrinter(StrPrinter):
     def _print_Sigma(self, expr):
         return f"sigmoid({self._print(expr.args[0])})"
 
+    # The display objects of ``notation`` in words a screen reader or an alt text can carry.
+    def _print_Partial(self, expr):
+        num, den = (self._print(a) for a in expr.args)
+        return f"∂{num}/∂{den}"
+
+    def _print_Bar(self, expr):
+        return f"∂L/∂{self._print(expr.args[0])}"
+
+    def _print_Hadamard(self, expr):
+        a, b = (self._print(x) for x in expr.args)
+        return f"{a} ⊙ {b}"
+
+    def _print_Conv(self, expr):
+        a, b = (self._print(x) for x in expr.args)
+        return f"conv({a}, {b})"
+
+    def _print_Ind(self, expr):
+        return f"1[{self._print(expr.args[0])}]"
+
+    def _print_Equality(self, expr):
+        return f"{self._print(expr.lhs)} = {self._print(expr.rhs)}"
+
+    def _print_ElidedSum(self, expr):
+        hidden, tail, *terms = expr.args
+        head = len(terms) - int(tail) if hidden else len(terms)
+        parts = [self._print(t) for t in terms]
+        parts = parts[:head] + (["..."] if hidden else []) + parts[head:]
+        return parts[0] + "".join(f" - {p[1:].lstrip()}" if p.startswith("-") else f" + {p}" for p in parts[1:])
+
 
 def display_map(atoms) -> dict:
     """For each atom symbol name, the SymPy display expression that stands for it.
@@ -224,6 +293,20 @@ def display_map(atoms) -> dict:
     >>> shown["_atom0"], shown["_atom16"], shown["_atom32"]
     (Relu1(z_11), Wins(a_11, p_11), A_2)
     """
+    return dict(_displays(atoms)[0])
+
+
+# Per Atoms object: (number of atoms when made, display map, predictions). A build prints
+# thousands of expressions of one network; rebuilding ~1 000 display objects for each was most
+# of the time of a large build. Atoms only ever grow (an atom and its labels never change), so
+# the count tells whether an entry is still whole.
+_DISPLAYS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _displays(atoms) -> tuple:
+    hit = _DISPLAYS.get(atoms)
+    if hit is not None and hit[0] == len(atoms.by_symbol):
+        return hit[1], hit[2]
     out = {}
     for sym, atom in atoms.by_symbol.items():
         if atom.kind == "step":
@@ -237,11 +320,9 @@ def display_map(atoms) -> dict:
         else:
             # sigmoid, tanh, softmax and a window's maximum are shown as the entry they make: A_2, a2_11, p_11
             out[str(sym)] = sp.Symbol(atom.label[0])
-    return out
-
-
-def _predictions(atoms) -> set:
-    return {sp.Symbol(a.label[0]) for a in atoms.by_symbol.values() if a.kind in ("sigmoid", "softmax")}
+    predictions = frozenset(sp.Symbol(a.label[0]) for a in atoms.by_symbol.values() if a.kind in ("sigmoid", "softmax"))
+    _DISPLAYS[atoms] = (len(atoms.by_symbol), out, predictions)
+    return out, predictions
 
 
 def _factor_rank(f, predictions: set = frozenset()) -> tuple:
@@ -263,8 +344,7 @@ def to_display(expr, atoms, factor: bool = False):
     With ``factor``, the expression is factored and its factors put in chain-rule order.
     """
     e = sp.sympify(expr)
-    dmap = display_map(atoms)
-    predictions = _predictions(atoms)
+    dmap, predictions = _displays(atoms)
     e = e.xreplace({s: dmap[s.name] for s in e.free_symbols if s.name in dmap})
     if factor:
         # factor_terms pulls out what the monomials share, e.g. (A2 - Y); full factor() is slow.
@@ -358,3 +438,67 @@ def elided(rows: int, cols: int) -> bool:
     (False, True, True)
     """
     return cols > MAX_COLS or rows > MAX_ROWS
+
+
+# What an elided matrix keeps of an axis that is too long: its first ELIDED_HEAD and last
+# ELIDED_TAIL entries around one row or column of dots. 3 + dots + 1 = 5 columns of at most
+# ~8 characters (4 significant digits, sign, exponent) stays inside the text width even when two
+# such matrices share a line.
+ELIDED_HEAD = 3
+ELIDED_TAIL = 1
+
+
+def elided_shape(rows: int, cols: int) -> tuple:
+    """The rows and columns a matrix of this shape is printed with, dots included.
+
+    >>> elided_shape(4, 4), elided_shape(26, 26), elided_shape(1, 9), elided_shape(16, 1)
+    ((4, 4), (5, 5), (1, 5), (5, 1))
+    """
+    return len(_kept(rows, MAX_ROWS)), len(_kept(cols, MAX_COLS))
+
+
+def _kept(n: int, limit: int) -> list:
+    """The indices an axis of length ``n`` shows, ``None`` where the dots go.
+
+    >>> _kept(4, 8), _kept(26, 8)
+    ([0, 1, 2, 3], [0, 1, 2, None, 25])
+    """
+    if n <= limit:
+        return list(range(n))
+    return list(range(ELIDED_HEAD)) + [None] + list(range(n - ELIDED_TAIL, n))
+
+
+class ElidedSum(sp.Function):
+    """Display of a long sum by its first and last terms: ``t_1 + t_2 + t_3 + ⋯ + t_n``.
+
+    ``args``: the number of hidden terms, how many shown terms come after the dots, then the
+    shown terms in order. Never evaluated; make it with ``elide_sum``.
+    """
+
+    # Binds like a sum: a product or power around it puts it in parentheses.
+    precedence = PRECEDENCE["Add"]
+
+
+def elide_sum(terms, head: int = 3, tail: int = 1) -> sp.Expr:
+    r"""A sum of ``terms`` for display, in their order: all of them if there are at most
+    ``head + tail + 1``, else the first ``head``, ⋯ and the last ``tail``.
+
+    Signs print as in a written sum (``- b``, not ``+ -b``). The builders say elsewhere how many
+    terms there are and where the full sum is (``expand`` or an appendix).
+
+    >>> a, b, c, d, e, f = sp.symbols("a:f")
+    >>> latex(elide_sum([a, -b, c, d, e, -f])), text(elide_sum([a, -b, c, d, e, -f]))
+    ('a - b + c + \\cdots - f', 'a - b + c + ... - f')
+    >>> latex(elide_sum([a, -b, c])), latex(elide_sum([a, b, c, d, e, -f], head=1, tail=2))
+    ('a - b + c', 'a + \\cdots + e - f')
+    >>> latex(sp.Mul(a, elide_sum([b, c, d, e, f, a]), evaluate=False)), text(a * elide_sum([b, c, d, e, f, a]))
+    ('a \\left(b + c + d + \\cdots + a\\right)', 'a*(b + c + d + ... + a)')
+    """
+    terms = [sp.sympify(t) for t in terms]
+    if head < 1 or tail < 1:
+        raise ValueError("elide_sum: head and tail must be at least 1")
+    if not terms:
+        return sp.Integer(0)
+    if len(terms) <= head + tail + 1:
+        return ElidedSum(sp.Integer(0), sp.Integer(0), *terms)
+    return ElidedSum(sp.Integer(len(terms) - head - tail), sp.Integer(tail), *terms[:head], *terms[-tail:])

@@ -2,25 +2,34 @@
 
 Delimiters are ``<< expr >>``, ``<% statement %>`` and ``<# comment #>``: braces and ``%`` belong
 to LaTeX. Filters only print: ``tex`` (a SymPy object through ``CnnLatexPrinter``), ``num`` and
-``nummat`` (numbers as SymPy numbers, then printed), ``esc`` (plain text made safe for LaTeX).
+``nummat`` (numbers as SymPy numbers, then printed), ``esc`` (plain text made safe for LaTeX or
+HTML), and for HTML ``mathml`` (that LaTeX as MathML Core, ``render.mathml``) and ``plain`` (through
+``CnnTextPrinter``). The HTML environment autoescapes.
 """
 
 from __future__ import annotations
 
+import base64
+import re
 from pathlib import Path
 
 import jinja2
+import markupsafe
 
 from render.blocks import Document, Link, Strong
-from render.printer import latex, number, numbers
+from render.mathml import to_mathml
+from render.printer import latex, number, numbers, text
+from symbolic.errors import RenderError
 
 TEMPLATES = Path(__file__).with_name("templates")
 
 # What each output format needs from the printer and the text escaper.
 FORMATS = {
-    "md": {"one": r"\mathbb{1}", "macros": "md.j2"},
-    "tex": {"one": r"\mathbf{1}", "macros": "tex.j2"},
+    "md": {"one": r"\mathbb{1}"},
+    "tex": {"one": r"\mathbf{1}"},
+    "html": {"one": r"\mathbb{1}"},
 }
+_MIME = {".png": "image/png", ".svg": "image/svg+xml", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
 
 _TEX_SPECIALS = {
     "&": r"\&",
@@ -41,10 +50,12 @@ def _escape_tex(text: str) -> str:
 
 
 def environment(fmt: str) -> jinja2.Environment:
-    """The Jinja environment for one output format ("md" or "tex").
+    """The Jinja environment for one output format ("md", "tex" or "html").
 
     >>> env = environment("tex"); env.from_string("<< 'a_b' | esc >> and $<< x | tex >>$").render(x=__import__("sympy").Symbol("x_11"))
     'a\\\\_b and $x_{11}$'
+    >>> environment("html").from_string("<< 'a<b' >> << x | mathml >>").render(x=__import__("sympy").Symbol("x_11"))
+    'a&lt;b <math><mrow><msub><mi>x</mi><mrow><mn>11</mn></mrow></msub></mrow></math>'
     """
     settings = FORMATS[fmt]
     env = jinja2.Environment(
@@ -56,7 +67,7 @@ def environment(fmt: str) -> jinja2.Environment:
         comment_start_string="<#",
         comment_end_string="#>",
         undefined=jinja2.StrictUndefined,
-        autoescape=False,
+        autoescape=fmt == "html",
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -65,12 +76,14 @@ def environment(fmt: str) -> jinja2.Environment:
     env.filters["tex"] = lambda expr: latex(expr, one=one)
     env.filters["num"] = lambda value, digits=4: latex(number(value, digits), one=one)
     env.filters["nummat"] = lambda arr, boxed=None, digits=4: latex(numbers(arr, digits, boxed), one=one)
-    env.filters["esc"] = _escape_tex if fmt == "tex" else (lambda text: str(text))
+    env.filters["esc"] = {"tex": _escape_tex, "html": markupsafe.escape}.get(fmt, str)
+    if fmt == "html":
+        env.filters["mathml"] = lambda expr, display=False: markupsafe.Markup(to_mathml(latex(expr, one=one), display))
+        env.filters["plain"] = text
     # Words parts are told apart by their types (render.blocks), never by what they say.
     env.tests["strong"] = lambda part: isinstance(part, Strong)
     env.tests["link"] = lambda part: isinstance(part, Link)
     env.globals["fmt"] = fmt
-    env.globals["macros"] = settings["macros"]
     return env
 
 
@@ -93,5 +106,32 @@ def render(fmt: str, doc, base=None) -> str:
     <BLANKLINE>
     <BLANKLINE>
     """
-    name = f"document.{fmt}.j2" if isinstance(doc, Document) else f"handout.{fmt}.j2"
-    return environment(fmt).get_template(name).render(doc=doc)
+    template = environment(fmt).get_template(f"document.{fmt}.j2")
+    if fmt == "html":
+        return _glue(template.render(doc=doc, images=_embedded(doc, base)))
+    return template.render(doc=doc)
+
+
+# An inline formula and the punctuation after it: a browser may break the line between them.
+_MATH_THEN_PUNCTUATION = re.compile(r"(<math>(?:(?!</math>).)*</math>)([,.;:!?)\]’”]+)", re.S)
+
+
+def _glue(page: str) -> str:
+    """Keep each inline formula on one line with the punctuation that follows it (no line starting with ", ").
+
+    >>> _glue("see <math><mi>x</mi></math>, then")
+    'see <span class="nobr"><math><mi>x</mi></math>,</span> then'
+    """
+    return _MATH_THEN_PUNCTUATION.sub(r'<span class="nobr">\1\2</span>', page)
+
+
+def _embedded(doc: Document, base) -> dict:
+    """Each figure's file as a data URI read from ``base/figures``: the page must open offline, alone."""
+    images = {}
+    for fig in doc.figures:
+        path = Path(base if base is not None else ".") / "figures" / fig.file
+        if base is None or not path.is_file():
+            raise RenderError(f"--format html: figure {fig.file} was not drawn into {path.parent}")
+        mime = _MIME.get(path.suffix.lower(), "application/octet-stream")
+        images[fig.file] = f"data:{mime};base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+    return images

@@ -8,11 +8,12 @@ window and position.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import symengine as se
 
+from symbolic.atoms import Atoms
 from symbolic.layers import obj
 from symbolic.network import Network
 
@@ -49,11 +50,34 @@ class Term:
 
 @dataclass(frozen=True)
 class Expansion:
-    """A derivative written out term by term, grouped by pooling window then position (row-major)."""
+    """A derivative written out term by term, grouped by pooling window then position (row-major).
+
+    ``atoms`` are the network's, which say what each selector in the terms stands for; Jupyter
+    shows the expansion as math through them.
+    """
 
     param: str
     derivative: se.Expr
     terms: tuple[Term, ...]
+    atoms: Atoms | None = field(default=None, compare=False, repr=False)
+
+    # Jupyter's display hooks. Math becomes text only through render's printers, and symbolic
+    # never imports render at module level (data flows one way), so each hook imports it when called.
+    def _repr_latex_(self) -> str:
+        r"""The terms as math, two a line, as ``cnn-derive expand --latex`` prints them.
+
+        >>> from symbolic.network import build; from symbolic.spec import load_spec
+        >>> expansion(build(load_spec()), "w_11")._repr_latex_().count(r"\to p_{")
+        16
+        """
+        from render.display import expansion_latex
+
+        return expansion_latex(self)
+
+    def _repr_pretty_(self, p, cycle: bool) -> None:
+        from render.display import expansion_lines
+
+        p.text("\n".join(expansion_lines(self)))
 
     def windows(self) -> list[tuple[str | None, list[Term]]]:
         """The terms grouped by window, in order: [(window_label, [Term, ...]), ...]."""
@@ -101,7 +125,7 @@ def expansion(net: Network, name: str) -> Expansion:
         order[key] = rank
     keys = sorted(groups, key=lambda k: order[k])
     terms = tuple(Term(k[0], k[1], se.Add(*groups[k])) for k in keys)
-    return Expansion(str(entry), shown, terms)
+    return Expansion(str(entry), shown, terms, atoms)
 
 
 def _terms(expr: se.Expr) -> tuple:

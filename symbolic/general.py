@@ -52,6 +52,7 @@ that must fail), ``rule_by_name``.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -78,11 +79,11 @@ from sympy.tensor.indexed import Indexed
 
 __all__ = [
     "FIRST_ARGMAX_DEFINITIONS",
-    "GENERAL_RULES",
+    "GENERAL_RULES",  # noqa: F822 - made on first access, by the module __getattr__
     "IS_MAX_DEFINITION",
     "LEMMAS",
     "LEMMA_BY_NAME",
-    "MUTANTS",
+    "MUTANTS",  # noqa: F822 - likewise
     "PRESET_CONV",
     "RECT_CONV",
     "SEED_CONV",
@@ -1841,8 +1842,22 @@ LEMMAS = (
 )
 LEMMA_BY_NAME.update({lem.name: lem for lem in LEMMAS})
 
-GENERAL_RULES, MUTANTS = _make_rules()
-_BY_NAME: dict[str, GeneralRule] = {r.name: r for r in GENERAL_RULES + MUTANTS}
+
+@functools.cache
+def _rules() -> tuple[tuple[GeneralRule, ...], tuple[GeneralRule, ...], dict[str, GeneralRule]]:
+    # Made on first use, not at import: stating the rules takes SymPy about a second, and a
+    # build whose proofs come from the cache (``prove_general(cache=True)``) needs none of it.
+    rules, mutants = _make_rules()
+    return rules, mutants, {r.name: r for r in rules + mutants}
+
+
+def __getattr__(name: str) -> Any:
+    # GENERAL_RULES and MUTANTS are module attributes made on first access (PEP 562).
+    if name == "GENERAL_RULES":
+        return _rules()[0]
+    if name == "MUTANTS":
+        return _rules()[1]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def rule_by_name(name: str) -> GeneralRule:
@@ -1851,18 +1866,32 @@ def rule_by_name(name: str) -> GeneralRule:
     >>> rule_by_name("conv2d.input").layer
     'conv2d'
     """
+    by_name = _rules()[2]
     try:
-        return _BY_NAME[name]
+        return by_name[name]
     except KeyError:
-        raise KeyError(f"unknown rule {name!r}; known: {', '.join(_BY_NAME)}") from None
+        raise KeyError(f"unknown rule {name!r}; known: {', '.join(by_name)}") from None
 
 
-def prove_general() -> list[GeneralResult]:
+def prove_general(cache: bool = False) -> list[GeneralResult]:
     """Prove every general rule; each lemma is established once and shared (``lemma_results``).
 
-    >>> results = prove_general()  # doctest: +ELLIPSIS
+    With ``cache``, the results of an earlier run with the same source and library versions are
+    loaded from disk when there are any (``symbolic.general_cache``), else proven and stored.
+    ``verify --general`` always proves.
+
+    >>> from symbolic.general import GENERAL_RULES
+    >>> results = prove_general()
     >>> sorted({r.status for r in results}), len(results) == len(GENERAL_RULES)
     (['proven'], True)
     """
+    if cache:
+        from symbolic.general_cache import cached_results
+
+        return cached_results(_prove_all)
+    return _prove_all()
+
+
+def _prove_all() -> list[GeneralResult]:
     lemma_results = {r.lemma.name: r for r in prove_lemmas()}
-    return [rule.prove(lemma_results) for rule in GENERAL_RULES]
+    return [rule.prove(lemma_results) for rule in _rules()[0]]

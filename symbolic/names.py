@@ -125,11 +125,15 @@ def latex_entry(name: str) -> str | None:
 
     None for names the rule does not cover (the printer's own rules apply).
 
-    >>> latex_entry("w2_3"), latex_entry("z3_1,2"), latex_entry("w_11")
-    ('w^{(2)}_{3}', 'z^{(3)}_{1,2}', None)
+    A layer 1 written with its number (``b1_1`` in a network with more than one conv) is shown
+    the same way; the seed's unnumbered names (``w_11``) are not covered.
+
+    >>> latex_entry("w2_3"), latex_entry("z3_1,2"), latex_entry("w_11"), latex_entry("b1_1")
+    ('w^{(2)}_{3}', 'z^{(3)}_{1,2}', None, 'b^{(1)}_{1}')
     """
     letters, t, sub = split_entry(name)
-    if t < 2 or not sub or not letters.islower():
+    numbered = name.partition("_")[0] != letters
+    if not numbered or not sub or not letters.islower():
         return None
     return f"{letters}^{{({t})}}_{{{sub}}}"
 

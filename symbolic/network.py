@@ -112,6 +112,24 @@ class Network:
             raise ParameterError(f"PARAM: expected one of {', '.join(self.entries())}; got {name!r}")
         return found
 
+    # Jupyter's display hooks: the forward chain and the shapes, not the (long) expressions. Math
+    # becomes text only through render's printers, and symbolic never imports render at module
+    # level (data flows one way), so each hook imports it when called.
+    def _repr_latex_(self) -> str:
+        r"""The forward chain with every stage's shape, then the parameters.
+
+        >>> build(load_spec())._repr_latex_().count(r"\xrightarrow")
+        7
+        """
+        from render.display import network_latex
+
+        return network_latex(self)
+
+    def _repr_pretty_(self, p, cycle: bool) -> None:
+        from render.display import network_text
+
+        p.text(network_text(self))
+
     @property
     def prediction(self) -> Array:
         """The network's output (canonical): A2 = sigmoid(Z2) for the seed."""

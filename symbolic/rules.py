@@ -85,6 +85,24 @@ class Rule:
         """``(a)`` for a lecture rule, else the rule's name."""
         return f"({self.letter})" if self.letter else self.name
 
+    # Jupyter's display hooks. Math becomes text only through render's printers, and symbolic
+    # never imports render at module level (data flows one way), so each hook imports it when called.
+    def _repr_latex_(self) -> str:
+        r"""The statement as math, and how it will be proven (``prove`` gives the result).
+
+        >>> from symbolic.spec import load_spec
+        >>> rules_for(load_spec())[6]._repr_latex_()
+        '$$\\text{(g)}\\quad \\frac{\\partial L}{\\partial Z_{1}} = \\frac{\\partial L}{\\partial A_{1}} \\odot \\mathbb{1}[Z_{1} > 0] \\qquad \\text{proof: local + end-to-end, not run yet}$$'
+        """
+        from render.display import rule_latex
+
+        return rule_latex(self)
+
+    def _repr_pretty_(self, p, cycle: bool) -> None:
+        from render.display import rule_text
+
+        p.text(rule_text(self))
+
 
 @dataclass(frozen=True)
 class RuleResult:
@@ -95,6 +113,24 @@ class RuleResult:
     seconds: float
     entries: int
     failures: tuple = ()
+
+    # Jupyter's display hooks; render is imported when called (see Rule). No timing is shown, so
+    # an executed notebook reads the same on every run.
+    def _repr_latex_(self) -> str:
+        r"""The rule's statement as math, with ✓ proven or what failed.
+
+        >>> from symbolic.spec import load_spec
+        >>> prove(rules_for(load_spec())[0])._repr_latex_()
+        '$$\\text{(a)}\\quad \\frac{\\partial L}{\\partial Z_{2}} = A_{2} - Y \\qquad \\checkmark\\ \\text{proven (local + end-to-end)}$$'
+        """
+        from render.display import rule_latex
+
+        return rule_latex(self.rule, self)
+
+    def _repr_pretty_(self, p, cycle: bool) -> None:
+        from render.display import rule_text
+
+        p.text(rule_text(self.rule, self))
 
     def as_json(self) -> dict:
         """The JSON shape ``verify --json`` prints."""

@@ -690,3 +690,78 @@ def test_bad_arguments(argv, start, words, capsys):
     assert message.startswith(start), message
     for word in words:
         assert word in message, (word, message)
+
+
+# --------------------------------------------------------------------------------------------
+# build: the command line only turns its arguments into one call of render.build.build_handout
+# --------------------------------------------------------------------------------------------
+@pytest.fixture
+def build_calls(monkeypatch):
+    """Replace the orchestrator; record each call with the SIGTERM handler in force during it."""
+    import signal
+
+    import render.build
+
+    calls = []
+
+    def fake(spec, **kw):
+        calls.append({"spec": spec, **kw, "sigterm": signal.getsignal(signal.SIGTERM)})
+        return Path(kw["out"] or "output/x")
+
+    monkeypatch.setattr(render.build, "build_handout", fake)
+    return calls
+
+
+def test_build_arguments_become_one_call(build_calls, capsys):
+    import signal
+
+    before = signal.getsignal(signal.SIGTERM)
+    ok(capsys, "build")
+    ok(
+        capsys,
+        "build",
+        "--spec",
+        "part3",
+        "--out",
+        "x",
+        "--format",
+        "md,html",
+        "--quiet",
+        "--case",
+        "c.json",
+        "--train",
+        "--train-steps",
+        "5",
+    )
+    plain, full = build_calls
+    assert plain["spec"].name == "seed" and full["spec"].name == "part3"
+    keys = ("out", "formats", "quiet", "train", "train_steps", "case")
+    assert {k: plain[k] for k in keys} == dict(out=None, formats=None, quiet=False, train=False, train_steps=None, case=None)
+    assert {k: full[k] for k in keys} == dict(out="x", formats="md,html", quiet=True, train=True, train_steps=5, case="c.json")
+    # SIGTERM ends a build through Python (so it removes its temporary folder), and only during the build.
+    assert plain["sigterm"] not in (before, signal.SIG_DFL) and callable(plain["sigterm"])
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_build_help_names_every_format_and_flag(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["build", "--help"])
+    assert info.value.code in (0, None)
+    out = " ".join(capsys.readouterr().out.split())
+    for word in ("md,tex,pdf,html", "--case", "'-' for stdin", "--train-steps", "output/seed-train", "figures/", "refuse"):
+        assert word in out, word
+
+
+def test_build_bad_case_from_stdin_subprocess(tmp_path):
+    """What a user sees: one line naming the field, exit 2, no traceback, nothing written."""
+    values = {**example("seed"), "W1": [[1, 2], [3, 4]]}
+    proc = run("build", "--case", "-", "--out", str(tmp_path / "seed"), stdin=json.dumps(values))
+    message = one_clean_line(proc.returncode, proc.stdout, proc.stderr)
+    assert message.startswith("W1: "), message
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_build_train_steps_alone_is_refused(capsys, tmp_path):
+    message = one_clean_line(*cli(capsys, "build", "--train-steps", "5", "--out", str(tmp_path / "s")))
+    assert message.startswith("--train-steps: "), message
+    assert list(tmp_path.iterdir()) == []

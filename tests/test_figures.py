@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from render import figures
-from render.figures import architecture, format_value, heatmap, matrix_panel, pool_routing
+from render.figures import architecture, format_value, heatmap, matrix_panel, pool_routing, sliding
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -97,6 +97,7 @@ def render_all(out: Path) -> dict[str, Path]:
             marks=[None, None, d["mask"], None, None],
         ),
         "pool": pool_routing(d["a1"], d["mask"], d["dp1"], d["da1"], 2, out / "pool.png"),
+        "slide": sliding(d["x"], d["da1"], [(0, 0), (2, 1)], out / "slide.png"),
     }
 
 
@@ -112,17 +113,17 @@ def render_all(out: Path) -> dict[str, Path]:
         (2.0, "2"),
         (np.float64(0.0), "0"),
         (-0.0, "0"),
-        (0.0123456, "0.0123"),
+        (0.0123456, "0.01235"),
         (-1.5, "-1.5"),
-        (2.0417e-05, "2.04e-05"),
+        (2.0417e-05, "2.042e-05"),
         (0.5, "0.5"),
         (0.125, "0.125"),
-        (-0.004561, "-0.00456"),
-        (0.00012345, "0.000123"),
-        (1 / 3, "0.333"),
-        (2.71828, "2.72"),
-        (123.456, "123"),
-        (1234.5, "1.23e+03"),
+        (-0.004561, "-0.004561"),
+        (0.00012346, "0.0001235"),
+        (1 / 3, "0.3333"),
+        (2.71828, "2.718"),
+        (123.456, "123.5"),
+        (12345.6, "1.235e+04"),
         (1e6, "1e+06"),
         (10**7, "10000000"),
         (np.float32(0.1), "0.1"),
@@ -138,7 +139,7 @@ def test_format_value_golden(value, expected):
 
 def test_cell_labels_use_typographic_minus_and_fmt_override():
     assert figures._cell_label(-1.5, None) == "\u22121.5"
-    assert figures._cell_label(2.04e-5, None) == "2.04e\u221205"
+    assert figures._cell_label(2.042e-5, None) == "2.042e\u221205"
     assert figures._cell_label(-1.5, lambda v: f"{v:+.2f}") == "-1.50"
 
 
@@ -320,3 +321,49 @@ def test_lane_assignment_avoids_sharing():
 def test_text_colour_contrast():
     assert figures._text_colour((0.05, 0.2, 0.5, 1.0)) == figures._TEXT_LIGHT
     assert figures._text_colour((0.97, 0.97, 0.97, 1.0)) == figures._TEXT_DARK
+
+
+# ---------------------------------------------------------------------------------------------
+# the sliding window of the filter gradient
+
+
+def test_sliding_matches_the_text_to_four_digits():
+    # The handout's text rounds to 4 significant digits; so do the figures.
+    assert format_value(-0.26894142137) == "-0.2689" and format_value(0.5378828427) == "0.5379"
+
+
+def test_sliding_window_positions_change_the_picture(tmp_path):
+    d = seed_data()
+    a = sliding(d["x"], d["da1"], [(0, 0), (2, 1)], tmp_path / "a.png").read_bytes()
+    b = sliding(d["x"], d["da1"], [(0, 0), (1, 1)], tmp_path / "b.png").read_bytes()
+    assert a != b
+    assert_modest_png(tmp_path / "a.png")
+
+
+@pytest.mark.parametrize("n, k", [(6, 3), (28, 3), (5, 2)])
+def test_sliding_sizes(tmp_path, n, k):
+    rng = np.random.default_rng(n)
+    x = rng.integers(0, 4, (n, n))
+    g = rng.normal(0, 0.1, (n - k + 1, n - k + 1))
+    info = assert_modest_png(sliding(x, g, [(0, 0), (k - 1, k - 1)], tmp_path / "s.png"))
+    assert info["width"] > 2 * info["height"]
+
+
+def test_sliding_refuses_bad_offsets(tmp_path):
+    with pytest.raises(ValueError, match="outside the 3x3 filter"):
+        sliding(np.zeros((6, 6)), np.zeros((4, 4)), [(3, 0)], tmp_path / "x.png")
+    with pytest.raises(ValueError, match="does not fit"):
+        sliding(np.zeros((3, 3)), np.zeros((4, 4)), [(0, 0)], tmp_path / "x.png")
+    with pytest.raises(ValueError, match="titles"):
+        sliding(np.zeros((6, 6)), np.zeros((4, 4)), [(0, 0)], tmp_path / "x.png", titles=["a"])
+    with pytest.raises(ValueError, match="expected 2"):
+        sliding(np.zeros((6, 6)), np.zeros((4, 4)), [(0, 0)], tmp_path / "x.png", titles=["a", "b", "c"], result=False)
+
+
+def test_sliding_without_the_result_panel_keeps_the_numbers(tmp_path):
+    # Larger cells: the gradient's 4-digit values are written in, not replaced by a colour bar.
+    g = np.array([[-0.2689, 0, 0, 0], [0, 0, 0, 0], [0, -0.2689, 0.2689, 0], [0, 0, 0, 0]])
+    x = np.arange(36).reshape(6, 6) % 4
+    with_result = png_info(sliding(x, g, [(0, 0), (1, 2)], tmp_path / "a.png"))
+    without = png_info(sliding(x, g, [(0, 0), (1, 2)], tmp_path / "b.png", result=False))
+    assert without["height"] > with_result["height"]

@@ -1,11 +1,15 @@
-"""Printers against golden strings: the lecture's notation, exactly."""
+"""Printers against golden strings: the lecture's notation, exactly; and matrices of any size elided to fit."""
 
 from __future__ import annotations
 
 import jinja2
 import numpy as np
 import pytest
+import symengine as se
 import sympy as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sympy.printing.latex import LatexPrinter
 
 from render.notation import (
     Bar,
@@ -30,8 +34,27 @@ from render.notation import (
     chain,
     eq,
 )
-from render.printer import Relu1, Sigma, Softplus, Wins, display_map, latex, number, numbers, text, tidy_add, to_display
+from render.printer import (
+    ELIDED_HEAD,
+    ELIDED_TAIL,
+    MAX_COLS,
+    MAX_ROWS,
+    Relu1,
+    Sigma,
+    Softplus,
+    Wins,
+    display_map,
+    elide_sum,
+    elided,
+    latex,
+    number,
+    numbers,
+    text,
+    tidy_add,
+    to_display,
+)
 from render.templates import environment
+from symbolic.atoms import Atoms
 from symbolic.derive import expansion
 from symbolic.network import build
 from symbolic.rules import layer_rule
@@ -145,3 +168,70 @@ def test_index_sums_read_in_the_lecture_order():
     assert latex(tidy_add(-i * s + p + h)) == "h + p - i s"
     assert latex(tidy_add(k - 1 + i * s)) == "K_{h} + i s - 1"
     assert latex(Between(0, tidy_add(h + p - Spaced(s, i)), tidy_add(k - 1))) == r"0 \le h + p - s\,i \le K_{h} - 1"
+
+
+# -- any size fits the page: elided matrices and sums ------------------------------------------------------
+
+
+def _cells(code: str) -> list:
+    """The rows of a printed matrix, each a list of its cells."""
+    body = code.split(r"\begin{matrix}", 1)[1].rsplit(r"\end{matrix}", 1)[0]
+    return [row.split(" & ") for row in body.split(r"\\")]
+
+
+def test_an_elided_matrix_prints_its_corners_and_dots():
+    m = numbers(np.arange(26 * 26.0).reshape(26, 26))
+    assert latex(m) == (
+        r"\left[\begin{matrix}0 & 1 & 2 & \cdots & 25\\26 & 27 & 28 & \cdots & 51\\52 & 53 & 54 & \cdots & 77"
+        r"\\\vdots & \vdots & \vdots & \ddots & \vdots\\650 & 651 & 652 & \cdots & 675\end{matrix}\right]"
+    )
+
+
+def test_only_the_long_axis_is_elided():
+    assert latex(numbers(np.arange(9.0))) == r"\left[\begin{matrix}0 & 1 & 2 & \cdots & 8\end{matrix}\right]"
+    assert latex(numbers(np.arange(16.0)).T) == r"\left[\begin{matrix}0\\1\\2\\\vdots\\15\end{matrix}\right]"
+    tall = _cells(latex(numbers(np.arange(13 * 3.0).reshape(13, 3))))
+    assert tall[3] == [r"\vdots"] * 3 and len(tall) == ELIDED_HEAD + 1 + ELIDED_TAIL
+
+
+def test_a_matrix_that_fits_prints_as_sympy_prints_it():
+    m = sp.Matrix(MAX_ROWS, MAX_COLS, lambda i, j: S(f"x_{i + 1},{j + 1}"))
+    assert not elided(MAX_ROWS, MAX_COLS)
+    assert latex(m) == LatexPrinter({"order": "none"}).doprint(m.applyfunc(lambda s: S(s.name.replace("_", "_{", 1) + "}")))
+
+
+@settings(max_examples=40)
+@given(st.integers(1, 40), st.integers(1, 40), st.integers(0, 2**32 - 1))
+def test_an_elided_matrix_has_bounded_width_and_keeps_its_corners(rows, cols, seed):
+    values = np.random.default_rng(seed).normal(size=(rows, cols)) * 10.0 ** np.random.default_rng(seed).integers(-8, 8)
+    code = latex(numbers(values))
+    cells = _cells(code)
+    shown_rows = min(rows, ELIDED_HEAD + 1 + ELIDED_TAIL) if rows > MAX_ROWS else rows
+    shown_cols = min(cols, ELIDED_HEAD + 1 + ELIDED_TAIL) if cols > MAX_COLS else cols
+    assert len(cells) == shown_rows and all(len(r) == shown_cols for r in cells)
+    # Never clipped: the four corners are the matrix's own.
+    for i, j in ((0, 0), (0, -1), (-1, 0), (-1, -1)):
+        assert cells[i][j] == latex(number(values[i, j])), (i, j)
+    # Bounded width: no wider than MAX_COLS entries of the widest number whatever the size.
+    widest = max(len(latex(number(v))) for v in values.ravel())
+    assert max(len(" & ".join(r)) for r in cells) <= MAX_COLS * (widest + 3)
+
+
+def test_elided_sums_keep_their_first_and_last_terms():
+    terms = [S(f"t_{i}") * (-1) ** i for i in range(1, 17)]
+    assert latex(elide_sum(terms)) == r"- t_{1} + t_{2} - t_{3} + \cdots + t_{16}"
+    assert text(elide_sum(terms, head=2, tail=2)) == "-t_1 + t_2 + ... - t_15 + t_16"
+    assert latex(elide_sum(terms[:5])) == latex(sp.Add(*terms[:5], evaluate=False))
+    with pytest.raises(ValueError):
+        elide_sum(terms, head=0)
+
+
+def test_display_map_is_cached_per_atoms_and_follows_new_atoms():
+    atoms = Atoms()
+    atoms.step(se.Symbol("z_11"), label="z_11")
+    first = display_map(atoms)
+    first["_atom0"] = "changed by the caller"
+    assert display_map(atoms) == {"_atom0": Relu1(S("z_11"))}  # a copy: the cache is not the caller's
+    atoms.step(se.Symbol("z_12"), label="z_12")
+    assert display_map(atoms) == {"_atom0": Relu1(S("z_11")), "_atom1": Relu1(S("z_12"))}
+    assert latex(to_display(se.Symbol("_atom1") * se.Symbol("x_11"), atoms)) == r"x_{11} \mathbb{1}[z_{12} > 0]"

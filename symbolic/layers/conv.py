@@ -15,7 +15,12 @@ import numpy as np
 import symengine as se
 
 from symbolic.layers.base import Array, Context, Grads, Layer, Statement, obj, zeros
-from symbolic.names import tex_name as _tex
+from symbolic.names import tex_name
+
+
+def _tex(name: str) -> str:
+    """A stage name braced, so that an index can follow it: ``{Z_{1}}_o``, never the invalid ``Z_{1}_o``."""
+    return "{" + tex_name(name) + "}"
 
 
 def pad(a: Array, ph: int, pw: int) -> Array:

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
 import pickle
 import platform
 import tempfile
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
@@ -36,7 +38,19 @@ def folder() -> Path:
 
 
 # Modules a compiled program does not depend on: editing them must not recompile every network.
-_NOT_COMPILED = {"train.py", "batch.py", "files.py", "case.py", "general.py", "check.py", "derive.py", "cost.py", "lemmas.py", "rules.py"}
+_NOT_COMPILED = {
+    "train.py",
+    "batch.py",
+    "files.py",
+    "case.py",
+    "general.py",
+    "general_cache.py",
+    "check.py",
+    "derive.py",
+    "cost.py",
+    "lemmas.py",
+    "rules.py",
+}
 
 
 @lru_cache(maxsize=1)
@@ -86,4 +100,42 @@ def store(name: str, compiled: object) -> None:
         return
 
 
-__all__ = ["folder", "key", "load", "store"]
+def remembered(kind: str, what: object, compute: Callable[[], object]) -> object:
+    """``compute()``'s JSON result, kept in the cache folder under ``kind`` and a digest of ``what``.
+
+    For a slow check whose answer depends only on ``what`` (which must say everything it depends
+    on, e.g. the inputs and the library's version), such as PyTorch's gradients of a worked
+    example: a later build reads the answer the check gave for the same inputs instead of paying
+    for its imports again. ``what`` is digested as canonical JSON. A file that cannot be read or
+    parsed is ignored and ``compute()`` runs; an answer that cannot be written is still returned.
+
+    >>> import tempfile; calls = []; saved = os.environ.get("CNN_DERIVE_CACHE")
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     os.environ["CNN_DERIVE_CACHE"] = tmp
+    ...     first = remembered("demo", {"x": [1, 2]}, lambda: calls.append(1) or {"sum": 3})
+    ...     again = remembered("demo", {"x": [1, 2]}, lambda: calls.append(1) or {"sum": 3})
+    >>> _ = os.environ.pop("CNN_DERIVE_CACHE") if saved is None else os.environ.update(CNN_DERIVE_CACHE=saved)
+    >>> first == again == {"sum": 3}, len(calls)
+    (True, 1)
+    """
+    digest = hashlib.sha256(json.dumps(what, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:32]
+    path = folder() / f"{kind}-{digest}.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        pass
+    answer = compute()
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(answer, handle)
+        os.replace(tmp, path)
+    except (OSError, TypeError, ValueError):
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+    return answer
+
+
+__all__ = ["folder", "key", "load", "remembered", "store"]

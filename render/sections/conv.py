@@ -1,0 +1,250 @@
+"""conv2d: the forward sum, and the three backward rules with the one derivative each rests on."""
+
+from __future__ import annotations
+
+import numpy as np
+import sympy as sp
+
+from render.blocks import Display, Figure, Para, words
+from render.layer_figures import panels
+from render.notation import Bar, IndexSum, Partial, eq
+from render.sections.common import Model, engine_entry, entry_base, grad, grad_label, mark, op, shape_text, sym, window_index
+from symbolic.layers import Conv2D
+from symbolic.rules import labels_for
+
+i, j, o, c, a, e, u, v = sp.symbols("i j o c a e u v")
+
+
+def tap(u: sp.Symbol, i: sp.Symbol, stride: int) -> sp.Expr:
+    """The filter tap that lands on input row ``u`` from output row ``i``: u − s (i − 1), written tidily."""
+    from render.printer import tidy_add
+
+    return tidy_add(u - stride * (i - 1))
+
+
+def _geometry(layer: Conv2D) -> tuple[int, int, int, int, int, int]:
+    (kh, kw), (sh, sw), (ph, pw) = layer.spec.kernel, layer.spec.stride, layer.spec.padding
+    return kh, kw, sh, sw, ph, pw
+
+
+def _padded(layer: Conv2D) -> sp.IndexedBase:
+    base = entry_base(layer.names["in"])
+    _, _, _, _, ph, pw = _geometry(layer)
+    return sp.IndexedBase(f"{base.label}pad") if (ph, pw) != (0, 0) else base
+
+
+def _input(layer: Conv2D) -> sp.Expr:
+    _, _, _, _, ph, _ = _geometry(layer)
+    x = sym(layer.names["in"])
+    return op(f"pad_{ph}", x) if ph else x
+
+
+def formula(layer: Conv2D, key: str) -> sp.Expr:
+    """The rule for one gradient (``input``, ``W`` or ``B``) in matrix form, channel by channel.
+
+    >>> from render.printer import latex; from symbolic.network import make_layers; from symbolic.spec import load_spec
+    >>> latex(formula(make_layers(load_spec())[0][0], "W"))
+    '\\\\frac{\\\\partial L}{\\\\partial W_{1}} = \\\\operatorname{conv}{\\\\left(X,\\\\frac{\\\\partial L}{\\\\partial Z_{1}} \\\\right)}'
+    """
+    kh, kw, sh, sw, ph, pw = _geometry(layer)
+    n_in, n_out, w, b = (layer.names[k] for k in ("in", "out", "W", "B"))
+    many = layer.spec.filters > 1 or layer.in_shape[0] > 1
+    dz = grad(n_out)
+    dz_o = Partial(sp.Symbol("L"), sp.Symbol(f"{sym(n_out).name}^(o)")) if many else dz
+    spread = op(f"dilate_{sh}", dz_o) if (sh, sw) != (1, 1) else dz_o
+    if key == "W":
+        lhs = Partial(sp.Symbol("L"), sp.Symbol(f"{sym(w).name}^(o,c)")) if many else grad(w)
+        x = _input(layer)
+        x_c = sp.Symbol(f"{x.name}^(c)") if isinstance(x, sp.Symbol) and many else x
+        if not isinstance(x, sp.Symbol) and many:
+            x_c = op(f"pad_{ph}", sp.Symbol(f"{sym(n_in).name}^(c)"))
+        return eq(lhs, op("conv", x_c, spread))
+    if key == "B":
+        lhs = Partial(sp.Symbol("L"), entry_base(b)[o]) if many else grad(b)
+        return eq(
+            lhs,
+            IndexSum(
+                Partial(sp.Symbol("L"), entry_base(n_out)[o, i, j]) if many else Partial(sp.Symbol("L"), entry_base(n_out)[i, j]),
+                (i, 1, layer.out_shape[1]),
+                (j, 1, layer.out_shape[2]),
+            ),
+        )
+    w_oc = sp.Symbol(f"{sym(w).name}^(o,c)") if many else sym(w)
+    lhs = Partial(sp.Symbol("L"), sp.Symbol(f"{sym(n_in).name}^(c)")) if many else grad(n_in)
+    body = op("fullconv", spread, op("rot180", w_oc))
+    if many:
+        body = IndexSum(body, (o, 1, layer.spec.filters))
+    return eq(lhs, op(f"crop_{ph}", body) if ph else body)
+
+
+def forward(model: Model, layer: Conv2D) -> list:
+    """The forward pass of a conv2d layer: matrix form, index form, one entry as the engine builds it."""
+    kh, kw, sh, sw, ph, pw = _geometry(layer)
+    n_in, n_out, w, b = (layer.names[k] for k in ("in", "out", "W", "B"))
+    channels, filters = layer.in_shape[0], layer.spec.filters
+    conv = op("conv" if (sh, sw) == (1, 1) else f"conv_{sh}", _input(layer), sym(w))
+    x, z, ww, bb = _padded(layer), entry_base(n_out), entry_base(w), entry_base(b)
+    index = IndexSum(
+        sp.Mul(ww[o, c, a, e], x[c, window_index(i, a, sh), window_index(j, e, sw)], evaluate=False),
+        (c, 1, channels),
+        (a, 1, kh),
+        (e, 1, kw),
+    )
+    blocks: list = [
+        Para(
+            words(
+                f"A convolution with {filters} filter{'s' if filters > 1 else ''} of {channels}×{kh}×{kw} (",
+                sym(w),
+                f" is {shape_text(model.spec.param_shapes[w])}, one bias each in ",
+                sym(b),
+                f"), stride {sh if sh == sw else (sh, sw)}"
+                + (f", zero padding {ph if ph == pw else (ph, pw)}" if (ph, pw) != (0, 0) else ", no padding")
+                + ": each entry of ",
+                sym(n_out),
+                f" ({shape_text(layer.out_shape)}) is a weighted sum over a {kh}×{kw} window of every input channel, plus its filter's bias. "
+                "As in PyTorch, “conv” is cross-correlation: the filter is not flipped.",
+            )
+        ),
+        Display(eq(sym(n_out), sp.Add(conv, sym(b), evaluate=False))),
+        Para(words("Entry by entry (indices from 1; ", o, " is the filter, ", c, " the input channel, ", a, ", ", e, " the tap):")),
+        Display(eq(z[o, i, j], sp.Add(index, bb[o], evaluate=False))),
+    ]
+    if (ph, pw) != (0, 0):
+        blocks.append(
+            Para(
+                words(
+                    x[c, u, v],
+                    f" is the input with {ph if ph == pw else (ph, pw)} ring{'s' if max(ph, pw) > 1 else ''} of zeros around it; "
+                    "where a window hangs over the border, those zeros drop out of the sum.",
+                )
+            )
+        )
+    rule = model.local[layer.index]
+    first = (0,) * rule.output.ndim
+    label = labels_for(model.spec, n_out, rule.output.shape)[first]
+    blocks.append(Para(words("The first entry, as the engine builds it:")))
+    blocks.append(Display(engine_entry(sp.Symbol(label), rule.output[first], rule.atoms)))
+    return blocks
+
+
+def backward(model: Model, layer: Conv2D) -> list:
+    """The three conv2d rules, each from the one derivative it rests on, with the engine's first entry of each."""
+    kh, kw, sh, sw, ph, pw = _geometry(layer)
+    n_in, n_out, w, b = (layer.names[k] for k in ("in", "out", "W", "B"))
+    x, z, ww = _padded(layer), entry_base(n_out), entry_base(w)
+    rows, cols = window_index(i, a, sh), window_index(j, e, sw)
+    local = model.local[layer.index]
+    rules = {r.quantity.split("/d")[1]: r for r in model.rules_of(layer)}
+    ho, wo = layer.out_shape[1:]
+    zbar = Bar(z[o, i, j])
+    blocks: list = [
+        Para(
+            words(
+                "Write ",
+                zbar,
+                " for ",
+                Partial(sp.Symbol("L"), z[o, i, j]),
+                ", the gradient arriving from above. Each entry of ",
+                sym(n_out),
+                " is linear in every weight, and the coefficient of a weight is the input entry under that tap:",
+            )
+        ),
+        Display(eq(Partial(z[o, i, j], ww[o, c, a, e]), x[c, rows, cols])),
+        Para(words("The chain rule adds this over every output entry the weight touches, which is all of them:")),
+        Display(eq(Partial(sp.Symbol("L"), ww[o, c, a, e]), IndexSum(zbar * x[c, rows, cols], (i, 1, ho), (j, 1, wo)))),
+        Para(
+            words(
+                "That is ",
+                grad(n_out),
+                " slid over the input, the same sliding sum as the forward pass: a convolution of the input with the upstream gradient"
+                + (
+                    f". With stride {sh}, neighbouring output entries read inputs {sh} apart, so the gradient is first spread out "
+                    f"with {sh - 1} zero{'s' if sh > 2 else ''} between its entries (dilate)"
+                    if (sh, sw) != (1, 1)
+                    else ""
+                )
+                + ":",
+            )
+        ),
+        Display(formula(layer, "W")),
+        Para(words("Filter gradient: ", mark(model, rules[w]))),
+        Para(words("Every output entry holds its filter's bias once (", eq(Partial(z[o, i, j], entry_base(b)[o]), 1), "), so:")),
+        Display(formula(layer, "B")),
+        Para(words("Bias gradient: ", mark(model, rules[b]))),
+        Para(
+            words(
+                "For the input, the coefficient of ",
+                x[c, u, v],
+                " in ",
+                z[o, i, j],
+                " is the weight whose tap lands on it (0 where no tap of window ",
+                sp.Tuple(i, j),
+                " lands there):",
+            )
+        ),
+        Display(eq(Partial(z[o, i, j], x[c, u, v]), ww[o, c, tap(u, i, sh), tap(v, j, sw)])),
+        Para(words("Summed over every window that covers the entry:")),
+        Display(
+            eq(
+                Partial(sp.Symbol("L"), x[c, u, v]),
+                IndexSum(zbar * ww[o, c, tap(u, i, sh), tap(v, j, sw)], (o, 1, layer.spec.filters), (i, 1, ho), (j, 1, wo)),
+            )
+        ),
+        Para(
+            words(
+                "Read from the input's side, each entry collects the upstream gradient through the filter turned by 180 degrees: "
+                "a full convolution (the gradient padded by the kernel size minus 1)"
+                + (f", of the gradient dilated by the stride {sh}" if (sh, sw) != (1, 1) else "")
+                + (f", then cropped by the padding {ph} to the input's size" if (ph, pw) != (0, 0) else "")
+                + ":"
+            )
+        ),
+        Display(formula(layer, "input")),
+        Para(words("Input gradient: ", mark(model, rules[n_in]))),
+    ]
+    first_w = (0,) * local.params[w].ndim
+    first_x = (0,) * local.inputs.ndim
+    blocks += [
+        Para(words("The engine's rules for the first weight and the first input entry, in the upstream gradients ", zbar, ":")),
+        Display(
+            engine_entry(Partial(sp.Symbol("L"), sp.Symbol(str(local.params[w][first_w]))), local.grad_params[w][first_w], local.atoms)
+        ),
+        Display(engine_entry(Partial(sp.Symbol("L"), sp.Symbol(str(local.inputs[first_x]))), local.grad_input[first_x], local.atoms)),
+    ]
+    return blocks
+
+
+def example_figure(model: Model, layer: Conv2D, file: str) -> Figure:
+    """The filter gradient at work: the input entries under the first tap, ∂L/∂Z of the first filter, ∂L/∂W.
+
+    The marked inputs are exactly those the sum for the first weight multiplies by ∂L/∂Z.
+    """
+    kh, kw, sh, sw, ph, pw = _geometry(layer)
+    n_in, n_out, w = layer.names["in"], layer.names["out"], layer.names["W"]
+    xs = model.case["X"] if n_in == "X" else model.values[n_in]
+    xin = np.pad(np.asarray(xs, dtype=float)[0], ((ph, ph), (pw, pw)))
+    ho, wo = layer.out_shape[1:]
+    touched = np.zeros(xin.shape, bool)
+    touched[0 : sh * (ho - 1) + 1 : sh, 0 : sw * (wo - 1) + 1 : sw] = True
+    dz = np.asarray(model.values[f"dL/d{n_out}"], dtype=float)[0]
+    dw = np.asarray(model.values[f"dL/d{w}"], dtype=float)[0, 0]
+    first = np.zeros(dw.shape, bool)
+    first[0, 0] = True
+    name_in = n_in + ("pad" if ph or pw else "")
+    return Figure(
+        file,
+        words(
+            "The filter gradient as a sliding sum: the first weight's gradient (outlined, right) is the sum of the outlined entries of ",
+            sym(n_in),
+            (f" padded by {ph}" if ph or pw else ""),
+            ", channel 1 (left), times the entries of ",
+            grad(n_out),
+            ", filter 1 (middle), in the same order.",
+        ),
+        panels,
+        {
+            "mats": [xin, dz, dw],
+            "titles": [f"{name_in} (channel 1)", f"{grad_label(n_out)} (filter 1)", f"{grad_label(w)} (filter 1, channel 1)"],
+            "marks": [touched, None, first],
+        },
+    )
