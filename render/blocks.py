@@ -70,6 +70,16 @@ class Para:
     words: Words
     kind: str = field(default="para", init=False)
 
+    @property
+    def introduces(self) -> bool:
+        """Whether the paragraph ends in a colon: it introduces what follows and stays on its page.
+
+        >>> Para(words("Then:")).introduces, Para(words("Done.")).introduces
+        (True, False)
+        """
+        last = self.words.parts[-1] if self.words.parts else ""
+        return isinstance(last, str) and last.rstrip().endswith(":")
+
 
 @dataclass(frozen=True)
 class Display:

@@ -146,10 +146,13 @@ def _stages(quiet: bool):
 
 
 def write_figures(doc, folder: Path) -> None:
-    """Draw every figure of the document into ``folder``: each figure block knows its drawing function."""
+    """Draw every figure of the document into ``folder``: each figure block knows its drawing function
+    (``render.figure_cache`` copies a figure drawn before from the same code and data)."""
+    from render import figure_cache
+
     folder.mkdir(parents=True, exist_ok=True)
     for fig in doc.figures:
-        fig.draw(folder / fig.file, **fig.data)
+        figure_cache.draw(fig, folder / fig.file)
 
 
 def read_case(spec: NetworkSpec, case) -> tuple[dict | None, str | None]:

@@ -19,7 +19,6 @@ Cell rules shared by ``heatmap``, ``matrix_panel`` and ``pool_routing``:
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -28,13 +27,15 @@ import matplotlib
 import numpy as np
 from matplotlib import patheffects
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.colors import Colormap, Normalize
+from matplotlib.colors import Colormap, LinearSegmentedColormap, Normalize
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
 from matplotlib.lines import Line2D
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
 from matplotlib.path import Path as MplPath
 from matplotlib.textpath import TextToPath
+
+from render.cells import format_value
 
 __all__ = [
     "DPI",
@@ -60,7 +61,9 @@ MAX_NUMBERED_CELLS = 144
 #: Below this font size (pt) cell numbers are omitted.
 MIN_CELL_FONT = 5.5
 
-DEFAULT_CMAP = "RdBu_r"  # blue = negative, white = 0, red = positive
+# Blue = negative, white = 0, red = positive: RdBu_r without its darkest ends, so that dark text stays
+# legible (contrast at least 5:1) on every cell, the largest values included.
+DEFAULT_CMAP = LinearSegmentedColormap.from_list("RdBu_r_light", matplotlib.colormaps["RdBu_r"](np.linspace(0.22, 0.78, 256)))
 
 _RC = {
     "font.family": "sans-serif",
@@ -108,7 +111,7 @@ def _text_em(text: str) -> float:
     if text not in _TEXT_WIDTHS:
         width = 0.0
         for line in text.split("\n"):
-            w, _, _ = TextToPath().get_text_width_height_descent(line, _EM_FONT, ismath=False)
+            w, _, _ = TextToPath().get_text_width_height_descent(line, _EM_FONT, ismath="$" in line)
             width = max(width, w / 100.0)
         _TEXT_WIDTHS[text] = width
     return max(_TEXT_WIDTHS[text], 0.3)
@@ -127,30 +130,6 @@ def _cell_pad_pt(cell_pt: float) -> float:
 # --------------------------------------------------------------------------------------------
 # value formatting
 # --------------------------------------------------------------------------------------------
-
-
-def format_value(value: object) -> str:
-    """Format one cell value: integers as integers, anything else with at most 4 significant digits
-    (the handout's text rounds to 4 too, so a figure and its caption show the same number).
-
-    Integral floats print as integers too (a ReLU output of ``2.0`` is "2"); ``-0.0`` is "0".
-    Tiny and huge values switch to exponent notation as Python's ``'.4g'`` does.
-
-    >>> [format_value(v) for v in (3, 2.0, -0.0, 0.0123456, -1.5, 2.0417e-05, 0.5)]
-    ['3', '2', '0', '0.01235', '-1.5', '2.042e-05', '0.5']
-    """
-    if isinstance(value, (bool, np.bool_)):
-        return str(int(value))
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    v = float(value)  # type: ignore[arg-type]
-    if math.isnan(v):
-        return "nan"
-    if math.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    if abs(v) < 1e6 and v == int(v):
-        return str(int(v))
-    return f"{v:.4g}"
 
 
 def _cell_label(value: object, fmt: Formatter | None) -> str:
@@ -207,10 +186,21 @@ def _symmetric_norm(*mats: np.ndarray) -> Normalize:
     return Normalize(vmin=-vmax, vmax=vmax)
 
 
+def _luminance(rgb: Sequence[float]) -> float:
+    """Relative luminance (WCAG 2) of an sRGB colour given in 0..1."""
+    lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb[:3]]
+    return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+
 def _text_colour(rgba: Sequence[float]) -> str:
-    r, g, b = rgba[:3]
-    luminance = 0.299 * r + 0.587 * g + 0.114 * b
-    return _TEXT_LIGHT if luminance < 0.55 else _TEXT_DARK
+    """Dark or white text, whichever contrasts more with the cell (WCAG contrast ratio).
+
+    >>> _text_colour((1.0, 1.0, 1.0)), _text_colour((0.02, 0.19, 0.38))
+    ('#1a1a1a', '#ffffff')
+    """
+    cell = _luminance(rgba) + 0.05
+    dark = _luminance(matplotlib.colors.to_rgb(_TEXT_DARK)) + 0.05
+    return _TEXT_DARK if cell / dark >= 1.05 / cell else _TEXT_LIGHT
 
 
 def _ensure_path(path: PathLike) -> Path:
@@ -241,6 +231,9 @@ _CBAR_GAP = 0.08
 _CBAR_W = 0.13
 _CBAR_LABEL_W = 0.55
 _TARGET_FONT = 9.0
+_MIN_CELL_IN = 0.34
+_PLAIN_PAD_PT = 5.0  # room beside a cell's text when the cell gets no outline
+_MAX_CELL_IN = 0.68
 _MAX_FONT = 10.0
 _TITLE_FONT = 10.5
 
@@ -261,6 +254,9 @@ class _Panel:
         self.labels_right = False  # row indices on the right (keeps them clear of incoming arrows)
         self.ax = None
         self.cax = None
+        self.outlines = mark is not None  # cells get outlines: they keep room for them beside the text
+        self.cell = 0.0  # inches; set by _layout (a panel of short labels gets smaller cells)
+        self.scale = 1.0  # this panel's cell / the largest cell
 
     def extra_width(self) -> float:
         return (_CBAR_GAP + _CBAR_W + _CBAR_LABEL_W) if self.colorbar else 0.0
@@ -274,15 +270,32 @@ def _layout(panels: Sequence[_Panel], gaps: Sequence[float] | None = None) -> tu
     n = len(panels)
     if gaps is None:
         gaps = [_PANEL_GAP] * (n - 1)
-    total_cols = sum(p.cols for p in panels)
-    max_rows = max(p.rows for p in panels)
+
+    def pad(p: _Panel, cell_pt: float) -> float:
+        return _cell_pad_pt(cell_pt) if p.outlines else _PLAIN_PAD_PT
+
+    def wanted_cell(p: _Panel) -> float:
+        return min(max((p.max_em * _TARGET_FONT + pad(p, 0.6 * 72.0)) / 72.0, _MIN_CELL_IN), _MAX_CELL_IN)
+
+    def set_scales() -> None:
+        # A panel of short labels (0/1, small integers) needs smaller cells than one of 4-digit numbers: its
+        # cells shrink in proportion, so the figure is narrower and prints larger (same font everywhere).
+        top = max((wanted_cell(p) for p in panels if p.numbers), default=_MAX_CELL_IN)
+        for p in panels:
+            p.scale = wanted_cell(p) / top if p.numbers else 1.0
+
+    def total_cols() -> float:
+        return sum(p.cols * p.scale for p in panels)
+
+    def max_rows() -> float:
+        return max(p.rows * p.scale for p in panels)
 
     def pads(cell_in: float) -> list[tuple[float, float]]:
         """Room added left/right of each panel so its (centred) title fits over it."""
         out = []
         for p in panels:
             half_title = (_text_em(p.title) * _TITLE_FONT / 72.0 + 0.12) / 2.0 if p.title else 0.0
-            half_grid = p.cols * cell_in / 2.0
+            half_grid = p.cols * cell_in * p.scale / 2.0
             left = (0.0 if p.labels_right else _ROW_LABEL_W) + half_grid
             right = half_grid + (_ROW_LABEL_W if p.labels_right else 0.0) + p.extra_width()
             out.append((max(0.0, half_title - left), max(0.0, half_title - right)))
@@ -294,12 +307,12 @@ def _layout(panels: Sequence[_Panel], gaps: Sequence[float] | None = None) -> tu
     def widest_cell(cell_in: float) -> float:
         # fixed_width grows as cells shrink (title pads), so settle it with a few passes.
         for _ in range(4):
-            cell_in = min(cell_in, (MAX_WIDTH_IN - fixed_width(cell_in)) / total_cols)
+            cell_in = min(cell_in, (MAX_WIDTH_IN - fixed_width(cell_in)) / total_cols())
         return cell_in
 
-    def fit_font(cell_in: float, max_em: float) -> float:
+    def fit_font(cell_in: float, p: _Panel) -> float:
         cell_pt = cell_in * 72.0
-        return min(_MAX_FONT, (cell_pt - _cell_pad_pt(cell_pt)) / max_em, cell_pt * 0.45)
+        return min(_MAX_FONT, (cell_pt - pad(p, cell_pt)) / p.max_em, cell_pt * 0.45)
 
     # Cells wide enough for the longest label at the target font, within sane bounds; then
     # panels whose labels cannot be written legibly lose their numbers (and get a colour bar,
@@ -307,23 +320,24 @@ def _layout(panels: Sequence[_Panel], gaps: Sequence[float] | None = None) -> tu
     for p in panels:
         p.colorbar = not p.numbers
     while True:
-        max_em = max((p.max_em for p in panels if p.numbers), default=1.0)
-        wanted = (max_em * _TARGET_FONT + _cell_pad_pt(0.6 * 72.0)) / 72.0
-        cell = min(max(wanted, 0.34), 0.68)
-        cell = min(cell, MAX_GRID_HEIGHT_IN / max_rows)
+        set_scales()
+        cell = max((wanted_cell(p) for p in panels if p.numbers), default=wanted_cell(panels[0]))
+        cell = min(cell, MAX_GRID_HEIGHT_IN / max_rows())
         cell = widest_cell(cell)
         changed = False
         for p in panels:
-            if p.numbers and fit_font(cell, p.max_em) < MIN_CELL_FONT:
+            if p.numbers and fit_font(cell * p.scale, p) < MIN_CELL_FONT:
                 p.numbers, p.colorbar, changed = False, True, True
         if not changed:
             break
-    font = fit_font(cell, max((p.max_em for p in panels if p.numbers), default=1.0))
+    font = min((fit_font(cell * p.scale, p) for p in panels if p.numbers), default=_TARGET_FONT)
+    for p in panels:
+        p.cell = cell * p.scale
 
     title_lines = max(p.title.count("\n") + 1 if p.title else 0 for p in panels)
     title_h = title_lines * _TITLE_LINE_H + (_TITLE_PAD if title_lines else 0.0)
-    grid_h = max_rows * cell
-    width = fixed_width(cell) + total_cols * cell
+    grid_h = max_rows() * cell
+    width = fixed_width(cell) + total_cols() * cell
     panel_pads = pads(cell)
     height = 2 * _MARGIN + title_h + grid_h + _COL_LABEL_H
     fig = Figure(figsize=(round(width, 3), round(height, 3)), dpi=DPI)
@@ -334,7 +348,7 @@ def _layout(panels: Sequence[_Panel], gaps: Sequence[float] | None = None) -> tu
         x += panel_pads[i][0]
         if not p.labels_right:
             x += _ROW_LABEL_W
-        w, h = p.cols * cell, p.rows * cell
+        w, h = p.cols * p.cell, p.rows * p.cell
         y = grid_bottom + (grid_h - h) / 2.0
         p.ax = fig.add_axes((x / width, y / height, w / width, h / height))
         x += w
@@ -351,8 +365,9 @@ def _layout(panels: Sequence[_Panel], gaps: Sequence[float] | None = None) -> tu
     return fig, cell, font
 
 
-def _draw_panel(p: _Panel, cmap: Colormap, cell: float, font: float, title_top: float) -> None:
+def _draw_panel(p: _Panel, cmap: Colormap, font: float, title_top: float) -> None:
     ax = p.ax
+    cell = p.cell
     fig = ax.figure
     rows, cols = p.rows, p.cols
     ax.imshow(
@@ -367,7 +382,7 @@ def _draw_panel(p: _Panel, cmap: Colormap, cell: float, font: float, title_top: 
     ax.set_ylim(rows - 0.5, -0.5)
 
     cell_pt = cell * 72.0
-    tick_font = max(5.0, min(8.0, cell_pt * 0.42))
+    tick_font = max(5.0, min(9.0, cell_pt * 0.42))
 
     def ticks(count: int) -> list[int]:
         step = 1 if count <= 16 else 5
@@ -406,7 +421,7 @@ def _draw_panel(p: _Panel, cmap: Colormap, cell: float, font: float, title_top: 
         cb.outline.set_linewidth(0.5)
 
     if p.mark is not None:
-        _outline_cells(ax, np.argwhere(p.mark), cell, _MARK_COLOUR)
+        _outline_cells(ax, np.argwhere(p.mark), p.cell, _MARK_COLOUR)
 
     if p.title:
         # Titles sit at a common height above the tallest grid (panels are vertically centred).
@@ -448,7 +463,7 @@ def _render_panels(panels: list[_Panel], path: PathLike, cmap: str | Colormap) -
         fig, cell, font = _layout(panels)
         cm = _cmap(cmap)
         for p in panels:
-            _draw_panel(p, cm, cell, font, _title_top(fig))
+            _draw_panel(p, cm, font, _title_top(fig))
         return _save(fig, path)
 
 
@@ -478,8 +493,10 @@ def matrix_panel(
     marks: Sequence[object] | None = None,
     fmt: Formatter | None = None,
     cmap: str | Colormap = DEFAULT_CMAP,
+    shared: bool | Sequence[int] = False,
 ) -> Path:
-    """Draw several matrices side by side (same cell size, each with its own colour range).
+    """Draw several matrices side by side, each with its own colour range; ``shared`` (True, or the
+    indices of some panels) gives those panels one common range, so equal values get equal colours.
 
     Used for the worked forward pass (X, Z1, A1, P1, ...).  ``marks``, if given, has one entry
     per matrix: a boolean mask of that matrix's shape or ``None``.  Cell rules as in ``heatmap``.
@@ -499,10 +516,14 @@ def matrix_panel(
     marks = list(marks)
     if len(marks) != len(mats):
         raise ValueError(f"matrix_panel: expected {len(mats)} marks (or None), got {len(marks)}")
+    ms = [_as_matrix(a, f"matrix_panel mats[{k}]") for k, a in enumerate(mats)]
+    # One range for all: equal values get equal colours across the panels (the gradients of one figure).
+    together = set(range(len(ms))) if shared is True else set(shared or ())
+    common = _symmetric_norm(*(ms[k] for k in sorted(together))) if together else None
     panels = []
-    for k, (a, t, mk) in enumerate(zip(mats, titles, marks)):
-        m = _as_matrix(a, f"matrix_panel mats[{k}]")
-        panels.append(_Panel(m, t, _as_mask(mk, m.shape, f"matrix_panel marks[{k}]"), _symmetric_norm(m), fmt))
+    for k, (m, t, mk) in enumerate(zip(ms, titles, marks)):
+        norm = common if k in together else _symmetric_norm(m)
+        panels.append(_Panel(m, t, _as_mask(mk, m.shape, f"matrix_panel marks[{k}]"), norm, fmt))
     return _render_panels(panels, path, cmap)
 
 
@@ -593,6 +614,7 @@ def pool_routing(
         ]
     for p, t in zip(panels, titles):
         p.title = t
+        p.outlines = True  # winners, ties and windows are outlined
     panels[2].labels_right = arrows
 
     with matplotlib.rc_context(_RC):
@@ -601,13 +623,12 @@ def pool_routing(
         cm = _cmap(cmap)
         top = _title_top(fig)
         for p in panels:
-            _draw_panel(p, cm, cell, font, top)
+            _draw_panel(p, cm, font, top)
         ax_a, ax_p, ax_g = (p.ax for p in panels)
 
         # Window boundaries on A1 and dL/dA1.
-        cell_pt = cell * 72.0
-        wlw = max(1.0, min(2.4, cell_pt * 0.06))
-        for ax in (ax_a, ax_g):
+        for ax, p in ((ax_a, panels[0]), (ax_g, panels[2])):
+            wlw = max(1.0, min(2.4, p.cell * 72.0 * 0.06))
             for k in range(1, pc):
                 ax.axvline(k * pool - 0.5, color="#222222", linewidth=wlw, zorder=3)
             for k in range(1, pr):
@@ -616,15 +637,15 @@ def pool_routing(
         lanes = _assign_lanes([w for w in winners.values() if w is not None])
         for (wi, wj), winner in winners.items():
             colour = _WINDOW_COLOURS[(wi * pc + wj) % len(_WINDOW_COLOURS)]
-            _outline_cells(ax_p, [(wi, wj)], cell, colour, scale=1.15)
+            _outline_cells(ax_p, [(wi, wj)], panels[1].cell, colour, scale=1.15)
             if winner is None:
                 continue
-            _outline_cells(ax_a, [winner], cell, colour, scale=1.15)
-            _outline_cells(ax_g, [winner], cell, colour, scale=1.15)
+            _outline_cells(ax_a, [winner], panels[0].cell, colour, scale=1.15)
+            _outline_cells(ax_g, [winner], panels[2].cell, colour, scale=1.15)
             if ties[(wi, wj)]:
-                _outline_cells(ax_a, ties[(wi, wj)], cell, colour, scale=0.7, style=(0, (2, 1.5)))
+                _outline_cells(ax_a, ties[(wi, wj)], panels[0].cell, colour, scale=0.7, style=(0, (2, 1.5)))
             if arrows:
-                _route_arrow(fig, ax_p, ax_g, (wi, wj), winner, lanes.get(winner), pr, pc, colour, cell)
+                _route_arrow(fig, ax_p, ax_g, (wi, wj), winner, lanes.get(winner), pr, pc, colour, panels[2].cell)
         return _save(fig, path)
 
 
@@ -673,20 +694,21 @@ def sliding(
     panels += [_Panel(xm, t, None, xnorm, fmt) for t in titles[1 : 1 + len(offsets)]]
     if result:
         panels.append(_Panel(sums, titles[-1], None, _symmetric_norm(sums), fmt))
+        panels[-1].outlines = True
     with matplotlib.rc_context(_RC):
         fig, cell, font = _layout(panels)
         cm = _cmap(cmap)
         top = _title_top(fig)
         for p in panels:
-            _draw_panel(p, cm, cell, font, top)
-        lw = _outline_width(cell * 72.0) * 1.2
+            _draw_panel(p, cm, font, top)
         for n, (k, col) in enumerate(offsets):
+            lw = _outline_width(panels[1 + n].cell * 72.0) * 1.2
             colour = _WINDOW_COLOURS[n % len(_WINDOW_COLOURS)]
             panels[1 + n].ax.add_patch(
                 Rectangle((col - 0.5, k - 0.5), wo, ho, fill=False, edgecolor=colour, linewidth=lw, joinstyle="miter", zorder=4)
             )
             if result:
-                _outline_cells(panels[-1].ax, [(k, col)], cell, colour, scale=1.15)
+                _outline_cells(panels[-1].ax, [(k, col)], panels[-1].cell, colour, scale=1.15)
         return _save(fig, path)
 
 
@@ -823,6 +845,22 @@ _PARAM_RE = re.compile(r"\b[WB]\d+\b")
 _ARCH_WIDTH_IN = 7.0  # ~1050 px; at 16 cm text width the fonts shrink by only ~10 %
 
 
+_INDEXED = re.compile(r"\b([A-Za-z])(\d+)\b")
+
+
+def _math_label(text: str, *, whole: bool = False) -> str:
+    r"""Names with an index as mathtext subscripts, as the handout's text writes them (Z1 → $Z_{1}$).
+
+    ``whole``: the text is one name, set in math italic even without an index (X → $X$).
+
+    >>> _math_label("dense\nW2, B2"), _math_label("X", whole=True), _math_label("conv1 3×3")
+    ('dense\n$W_{2}$, $B_{2}$', '$X$', 'conv1 3×3')
+    """
+    if whole and re.fullmatch(r"[A-Za-z]\d*", text):
+        return f"${text[0]}_{{{text[1:]}}}$" if len(text) > 1 else f"${text}$"
+    return _INDEXED.sub(lambda m: f"${m.group(1)}_{{{m.group(2)}}}$", text)
+
+
 def _split_op(op: str) -> str:
     """Two-line arrow label: "max-pool 2×2" -> "max-pool\\n2×2" (already multi-line kept)."""
     if "\n" in op or " " not in op:
@@ -857,6 +895,8 @@ def architecture(shapes: Sequence[Sequence[object]], path: PathLike) -> Path:
     if items[-1][2] is not None:
         raise ValueError(f"architecture shapes[-1]: the last tensor has no next step, got op {items[-1][2]!r}")
 
+    # The trainable guess reads the plain names; the picture shows them with subscripts.
+    items = [(_math_label(nm, whole=True), sh, None if op is None else _math_label(op), t) for nm, sh, op, t in items]
     n = len(items)
     any_trainable = any(t for _, _, op, t in items if op is not None)
     # 7 in for the lecture's 8 tensors; longer chains get wider (up to the width cap) before
@@ -875,9 +915,9 @@ def architecture(shapes: Sequence[Sequence[object]], path: PathLike) -> Path:
     legend_h = 0.28 if any_trainable else 0.0
     height = margin + legend_h + box_h + 0.06 + label_h + margin
     scale = max(0.6, min(1.0, box_w / 0.62))  # shrink fonts for very long chains
-    name_font = 11.0 * scale
-    shape_font = 8.5 * scale
-    op_font = 8.5 * max(scale, 0.8)
+    name_font = 13.0 * scale
+    shape_font = 10.0 * scale
+    op_font = 10.0 * max(scale, 0.8)
     # Neighbouring op labels are centred box_w + gap apart; shrink the font if one would collide.
     widest = max((_text_em(_split_op(op)) for _, _, op, _ in items if op), default=0.0)
     if widest:
@@ -951,7 +991,7 @@ def architecture(shapes: Sequence[Sequence[object]], path: PathLike) -> Path:
                 "step with trainable parameters (updated by gradient descent)",
                 ha="left",
                 va="center",
-                fontsize=7.5,
+                fontsize=9.0,
                 color="#333333",
             )
         return _save(fig, path)

@@ -10,7 +10,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from render import figures
+
+def _figures():  # noqa: ANN202 - the module render.figures
+    # matplotlib takes about a second to import: only a figure that is really drawn (not copied
+    # from the figure cache) pays for it.
+    from render import figures
+
+    return figures
 
 
 def panels(path: str | Path, *, mats: Sequence[object], titles: Sequence[str], marks: Sequence[object] | None = None) -> Path:
@@ -20,7 +26,7 @@ def panels(path: str | Path, *, mats: Sequence[object], titles: Sequence[str], m
     >>> panels(d / "p.png", mats=[[[1, -2], [0, 3]]], titles=["Z1"], marks=[[[1, 0], [0, 0]]]).name
     'p.png'
     """
-    return figures.matrix_panel(list(mats), list(titles), path, marks=None if marks is None else list(marks))
+    return _figures().matrix_panel(list(mats), list(titles), path, marks=None if marks is None else list(marks))
 
 
 def network(path: str | Path, *, shapes: Sequence[Sequence[object]]) -> Path:
@@ -30,7 +36,7 @@ def network(path: str | Path, *, shapes: Sequence[Sequence[object]]) -> Path:
     >>> network(d / "a.png", shapes=[("X", "4", "dense W1,B1"), ("Z1", "2", "MSE"), ("L", "1", None)]).name
     'a.png'
     """
-    return figures.architecture(list(shapes), path)
+    return _figures().architecture(list(shapes), path)
 
 
 __all__ = ["network", "panels"]

@@ -47,7 +47,7 @@ def builder(layer: Layer) -> ModuleType:
 def layer_heading(layer: Layer, direction: str) -> Words:
     """A layer's subsection title: ``Layer 4: conv2d, P_1 → Z_2`` with the stages as math (the loss ends in L)."""
     out = "L" if isinstance(layer, Loss) else layer.names["out"]
-    what = f"loss ({layer.kind})" if isinstance(layer, Loss) else layer.kind
+    what = f"loss ({overview.loss_name(layer)})" if isinstance(layer, Loss) else layer.kind
     return words(f"Layer {layer.index}: {what}, ", sym(layer.names["in"]), " → ", sym(out))
 
 
@@ -98,7 +98,7 @@ def build_document(spec: NetworkSpec, *, case: dict | None = None, progress: Cal
                 sym("X"),
                 " to the loss ",
                 sym("L"),
-                ": each layer's equation in matrix form, then entry by entry.",
+                ": each layer's equation in matrix form, then entry by entry, then the first entry as the engine builds it.",
             )
         ),
     ]
@@ -124,7 +124,7 @@ def build_document(spec: NetworkSpec, *, case: dict | None = None, progress: Cal
     blocks += check.blocks(model)
     blocks += appendix.blocks(model, formulas)
     subtitle = words(
-        f"An input of {shape_text(spec.input)}, {len(model.layers)} layers and {spec.n_params} trainable parameters. "
+        f"An input of {shape_text(spec.input)}, {len(model.layers)} layers and the loss, {spec.n_params} trainable parameters. "
         "Numbers are rounded to 4 significant digits."
     )
     return Document(f"Backpropagation through {spec.label}", subtitle, tuple(blocks))

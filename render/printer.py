@@ -85,7 +85,10 @@ class CnnLatexPrinter(LatexPrinter):
         return rf"\frac{{\partial {num}}}{{\partial {den}}}"
 
     def _print_Bar(self, expr, exp=None):
-        return rf"\bar{{{self._print(expr.args[0])}}}"
+        inner = self._print(expr.args[0])
+        # The bar goes over the letter, as \bar{z}^{(3)}_{k}: over a whole z^{(3)}_{k} it floats beside the index.
+        letter = re.match(r"([A-Za-z])(?=[\^_]|$)", inner)
+        return rf"\bar{{{letter.group(1)}}}{inner[1:]}" if letter else rf"\bar{{{inner}}}"
 
     def _print_Hadamard(self, expr, exp=None):
         a, b = (self._print(x) for x in expr.args)
@@ -167,6 +170,10 @@ class CnnLatexPrinter(LatexPrinter):
             # X^pad_{c,u,v}: the superscript and the indices stacked, not one after the other
             indices = ",".join(self._print(i) for i in expr.indices)
             return rf"{name[:-3]}^{{\mathrm{{pad}}}}_{{{indices}}}"
+        base = self._print(expr.base.label)
+        if "_" not in base:
+            # z^{(2)}_{o,i,j}: a base without a subscript takes the indices directly, never {z^{(2)}}_{o,i,j}
+            return f"{base}_{{{','.join(self._print(i) for i in expr.indices)}}}"
         return super()._print_Indexed(expr)
 
     def _print_Spaced(self, expr, exp=None):
@@ -391,13 +398,17 @@ def tidy_add(expr):
 def number(value, digits: int = 4) -> sp.Expr:
     r"""A float as a SymPy number for printing: integers stay integers, others keep ``digits`` significant digits.
 
-    >>> latex(number(3.0)), latex(number(0.8807970779778824)), latex(number(-2.5e-07))
-    ('3', '0.8808', '-2.5 \\cdot 10^{-7}')
+    >>> latex(number(3.0)), latex(number(0.8807970779778824)), latex(number(-2.5e-07)), latex(number(-0.99996))
+    ('3', '0.8808', '-2.5 \\cdot 10^{-7}', '-1')
     """
     v = float(value)
     if v == int(v) and abs(v) < 1e15:
         return sp.Integer(int(v))
-    return sp.Float(float(f"{v:.{digits}g}"), digits)
+    rounded = float(f"{v:.{digits}g}")
+    if rounded == int(rounded) and abs(rounded) < 10**digits:
+        # -0.99996 rounds to -1: printed as -1 beside -1.1, the way trailing zeros always go, never as -1.0
+        return sp.Integer(int(rounded))
+    return sp.Float(rounded, digits)
 
 
 def numbers(arr, digits: int = 4, boxed=None) -> sp.Matrix:

@@ -46,7 +46,13 @@ _TEX_SPECIALS = {
 
 
 def _escape_tex(text: str) -> str:
-    return "".join(_TEX_SPECIALS.get(ch, ch) for ch in str(text))
+    r"""Plain text made safe for LaTeX, as typed: ``--latex`` stays two hyphens, never an en dash.
+
+    >>> _escape_tex("100% of --latex & x_1")
+    '100\\% of -{}-latex \\& x\\_1'
+    """
+    out = "".join(_TEX_SPECIALS.get(ch, ch) for ch in str(text))
+    return out.replace("--", "-{}-").replace("--", "-{}-")
 
 
 def environment(fmt: str) -> jinja2.Environment:

@@ -366,4 +366,37 @@ def test_sliding_without_the_result_panel_keeps_the_numbers(tmp_path):
     x = np.arange(36).reshape(6, 6) % 4
     with_result = png_info(sliding(x, g, [(0, 0), (1, 2)], tmp_path / "a.png"))
     without = png_info(sliding(x, g, [(0, 0), (1, 2)], tmp_path / "b.png", result=False))
-    assert without["height"] > with_result["height"]
+    # Cells are never smaller without the result panel (here both fit at full size).
+    assert without["height"] >= with_result["height"]
+
+
+def test_short_labels_get_smaller_cells(tmp_path):
+    # A 0/1 panel beside a panel of 4-digit numbers: narrower than the same figure with two wide panels.
+    g = np.array([[-0.2689, 0.5379], [0.0, 0.2689]])
+    mixed = png_info(matrix_panel([g, (g > 0).astype(float)], ["a", "b"], tmp_path / "m.png"))
+    wide = png_info(matrix_panel([g, g], ["a", "b"], tmp_path / "w.png"))
+    assert mixed["width"] < wide["width"]
+
+
+def test_shared_colour_range_gives_equal_values_equal_colours(tmp_path):
+    # 0.5 is the largest value of the second panel only: with its own range it would be the darkest red.
+    g1, g2 = np.array([[0.5, -1.0]]), np.array([[0.5, 0.1]])
+    shared = matrix_panel([g1, g2], ["a", "b"], tmp_path / "s.png", shared=True).read_bytes()
+    apart = matrix_panel([g1, g2], ["a", "b"], tmp_path / "p.png").read_bytes()
+    assert shared != apart
+    one = matrix_panel([g1, g2], ["a", "b"], tmp_path / "o.png", shared=(0, 1)).read_bytes()
+    assert one == shared
+
+
+def test_cell_text_contrast_is_at_least_4_5():
+    cmap = figures._cmap(figures.DEFAULT_CMAP)
+    for v in np.linspace(0.0, 1.0, 41):
+        rgba = cmap(v)
+        text = matplotlib.colors.to_rgb(figures._text_colour(rgba))
+        a, b = figures._luminance(rgba) + 0.05, figures._luminance(text) + 0.05
+        assert max(a, b) / min(a, b) >= 4.5, (v, rgba)
+
+
+def test_architecture_labels_use_subscripts():
+    assert figures._math_label("Z1", whole=True) == "$Z_{1}$"
+    assert figures._math_label("conv 3×3\nW1, B1") == "conv 3×3\n$W_{1}$, $B_{1}$"

@@ -8,6 +8,7 @@ are read back from the document's own matrices and compared with PyTorch float64
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from render.blocks import Display, Heading, Link, Para, Strong, Table, Words
 from render.notation import Partial, Row
 from render.sections import check
 from render.sections.common import sym
+from render.sections.overview import loss_name
 from render.templates import render
 from symbolic import rules as rules_module
 from symbolic.layers import Tanh
@@ -85,7 +87,8 @@ def test_one_forward_and_one_backward_section_per_layer_in_order(docs, name):
     # Each heading names its layer's kind and stages, from the engine's names.
     for h, la in zip(fwd, everything):
         said = "".join(p for p in h.title.parts if isinstance(p, str))
-        assert la.kind in said and sym(la.names["in"]) in h.title.parts, h.title
+        kind = loss_name(la) if la is loss else la.kind
+        assert kind in said and sym(la.names["in"]) in h.title.parts, h.title
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -141,11 +144,64 @@ def test_both_formats_render(docs):
         assert not {ch for ch in tex if ord(ch) > 127} - set("×−—–ᵀ→✓⋯“”’✗"), "a character pdflatex cannot typeset"
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_prose_and_headings_name_things_as_a_student_reads_them(docs, name):
+    doc = docs[name]
+    layers, loss = make_layers(load_spec(name))
+    text = "".join(p for b in doc.blocks for p in parts(b) if isinstance(p, str))
+    text += "".join(p for p in doc.subtitle.parts if isinstance(p, str))
+    assert loss.kind not in text or loss.kind == loss_name(loss), "a code name of the loss in the prose"
+    assert f"{len(layers)} layers and the loss" in text
+    # Appendix headings print their stages as math, like the sections they point back to.
+    for h in [b for b in section(doc, "Appendix") if isinstance(b, Heading) and b.anchor.startswith("proofs-layer")]:
+        assert isinstance(h.title, Words) and any(isinstance(p, sp.Symbol) for p in h.title.parts), h.title
+    # A channel or filter piece is named with brackets: a superscript (k) is a layer everywhere.
+    shown = [str(e.args[0]) for b in section(doc, "4. A worked example") if isinstance(b, Display) for e in equations(b.expr)]
+    assert not [n for n in shown if "^(" in n], shown
+
+
+def equations(expr) -> tuple:
+    return expr.args if isinstance(expr, Row) else (expr,)
+
+
+def numbers_in(words_: Words) -> list[float]:
+    """Every decimal printed inside a paragraph's formulas, in order (indices are integers and left out)."""
+    out: list = []
+    for p in words_.parts:
+        if isinstance(p, sp.Basic):
+            out += [float(x) for x in sp.preorder_traversal(p) if isinstance(x, sp.Float)]
+    return out
+
+
+def test_the_double_winner_note_adds_what_its_windows_send(docs):
+    """The note's terms add up to the total it prints (to the 4 digits shown), and both come from the gradients."""
+    note = next(b for b in section(docs["part3"], "4. A worked example") if isinstance(b, Para) and "Overlapping windows" in str(b.words))
+    nums = numbers_in(note.words)
+    # a = value; dL/da = t1 + t2; = total
+    *terms, total = nums[1:]
+    assert len(terms) >= 2 and abs(sum(terms) - total) <= 1e-3 * abs(total), nums
+
+
+def test_the_hand_computed_conv_entry_adds_up(docs):
+    """The worked numbers under a conv layer's rule multiply and add to the value printed with them."""
+    blocks = section(docs["part3"], "3. Backward")
+    k = next(i for i, b in enumerate(blocks) if isinstance(b, Para) and "worked example's numbers" in str(b.words))
+    numeric = blocks[k + 2].expr
+    lhs, rhs = numeric.args
+
+    # Each factor is one number in parentheses, \left(-0.1\right), as a symbol of that name.
+    def value(f: sp.Symbol) -> float:
+        return float(re.search(r"\(([^\\]*)\\right", f.name).group(1))
+
+    got = sum(value(a) * value(b) for a, b in (t.args for t in lhs.args))
+    assert abs(got - float(rhs)) <= 2e-3 * abs(float(rhs)), (got, rhs)
+
+
 # -- the worked example's numbers against PyTorch -------------------------------------------------------
 
 
 def shown_values(doc) -> dict:
-    """Every matrix or number the worked example displays, by its printed name: "Z_1^(2)", "dL/dW_1^(1,2)"."""
+    """Every matrix or number the worked example displays, by its printed name: "Z_{1}[2]", "dL/dW_{1}[1,2]"."""
     out = {}
     for b in section(doc, "4. A worked example"):
         if not isinstance(b, Display):
@@ -171,7 +227,7 @@ def expected_pieces(name: str, arr: np.ndarray, prefix: str = "") -> dict:
     if a.size == 1:
         return {prefix + str(piece_name(name, ())): a.reshape(())}
     if a.ndim <= 2:
-        return {prefix + str(piece_name(name, ())): a.reshape(1, -1) if a.ndim < 2 else a}
+        return {prefix + str(piece_name(name, ())): a.reshape(-1, 1) if a.ndim < 2 else a}
     lead = a.shape[:-2]
     return {prefix + str(piece_name(name, tuple(i + 1 for i, n in zip(idx, lead) if n > 1))): a[idx] for idx in np.ndindex(*lead)}
 

@@ -84,7 +84,7 @@ GOLDEN_LATEX = [
     (Row(S("a"), S("b")), r"a \qquad b"),
     (Stack(S("a"), S("b")), r"\begin{gathered} a \\[6pt] b \end{gathered}"),
     (Boxed(sp.Integer(3)), r"\boxed{3}"),
-    (Bar(S("f_1")), r"\bar{f_{1}}"),
+    (Bar(S("f_1")), r"\bar{f}_{1}"),
     # the index notation of the general rules (section 7)
     (Between(0, S("u") - S("p"), tidy_add(S("H") - 1)), r"0 \le u - p \le H - 1"),
     (IndexSum(S("x"), (S("i"), 0, S("n") - 1)), r"\sum_{i < n} x"),
@@ -94,7 +94,7 @@ GOLDEN_LATEX = [
     ),
     (Spaced(S("s"), S("i")), r"s\,i"),
     (sp.IndexedBase("Xpad")[S("c"), S("u"), S("v")], r"X^{\mathrm{pad}}_{c,u,v}"),
-    (sp.IndexedBase("gbar")[S("o"), S("i"), S("j")], r"{\bar{g}}_{o,i,j}"),
+    (sp.IndexedBase("gbar")[S("o"), S("i"), S("j")], r"\bar{g}_{o,i,j}"),
     (Lines(sp.Integer(0), -S("a"), S("b")), r"\begin{aligned} & - a \\ & + b = 0 \end{aligned}"),
     (Broken(S("a"), S("b")), r"\begin{aligned} & a \\ & = b \end{aligned}"),
 ]

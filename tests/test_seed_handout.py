@@ -149,7 +149,9 @@ def test_dz2_df_is_its_own_step(doc):
 def test_conv_rule_states_dz_dw_and_the_engine_agrees(doc):
     blocks = section(doc, "5.1 The filter gradient, step by step")
     exprs = [b.expr for b in blocks if isinstance(b, Display)]
-    assert r"\frac{\partial {z}_{i,j}}{\partial {w}_{k,l}} = {x}_{i + k - 1,j + l - 1}" in [latex(e) for e in exprs]
+    # The lecture's z_ij style: plain letter indices together, a comma only between shifted ones.
+    assert r"\frac{\partial z_{ij}}{\partial w_{kl}} = x_{i + k - 1,j + l - 1}" in [latex(e) for e in exprs]
+    assert not any(re.search(r"[zw]\}?_\{[a-z],[a-z]\}", latex(e)) for e in exprs)
     samples = next(e for e in exprs if type(e).__name__ == "Row").args
     assert len(samples) == 2
     for eq in samples:
@@ -379,7 +381,7 @@ def test_general_section_is_the_proof_as_sympy_ran_it(general_results):
         said = [plain(st.says) for st in d.steps]
         assert "a sum of Kronecker deltas" in said[1]
         collapses = [k for k, text in enumerate(said) if "collapses the sum over" in text]
-        assert collapses and all("lemma delta_sum" in said[k] for k in collapses)
+        assert collapses and all("delta-sum lemma" in said[k] for k in collapses)
         assert "exactly 0" in said[-1]
     weight, inp = model.derivations
     assert sum("collapses" in plain(st.says) for st in weight.steps) == 4
@@ -397,7 +399,7 @@ def test_general_table_has_every_rule_and_no_seconds(general_results):
     assert [row[0] for row in rows] == [r.name for r in general.GENERAL_RULES]
     for name, layer, status, steps, lemmas in rows:
         assert status == "proven" and layer == results[name].rule.layer
-        assert steps == str(len(results[name].steps)) and lemmas == ", ".join(results[name].lemmas)
+        assert steps == str(len(results[name].steps)) and lemmas == ", ".join(n.replace("_", "-") for n in results[name].lemmas)
 
 
 # --------------------------------------------------------------------------------------------
@@ -501,3 +503,61 @@ def test_latex_document_structure(handout):
     assert tex.count(r"\begin{document}") == 1 and tex.rstrip().endswith(r"\end{document}")
     assert r"\section*{7. The same rule for every size}" in tex and r"\label{proofs}" in tex
     assert tex.count(r"\hyperref[proofs]") >= 10
+
+
+# --------------------------------------------------------------------------------------------
+# the reviewer's findings: claims that are true of this network and this example
+# --------------------------------------------------------------------------------------------
+def test_recipe_says_which_lines_each_gradient_uses(doc):
+    box = next(b for b in section(doc, "5.2 The backward recipe") if isinstance(b, Box))
+    said = plain(box.blocks[0].words)
+    assert "only the line above" not in said and "two lines up" in said
+    # ∂L/∂W2, ∂L/∂B2 and ∂L/∂F really all start from ∂L/∂Z2 in the recipe's table
+    rows = box.blocks[1].rows
+    starts = [latex(r[1].parts[0]) for r in rows[1:4]]
+    assert all("A_{2} - Y" in s for s in starts), starts
+
+
+def test_kinks_are_named_from_the_example(doc):
+    text = section_text(doc, "Appendix C. Numeric checks")
+    words_c = [w for w in all_words(section(doc, "Appendix C. Numeric checks")) if "two slopes differ" in plain(w)]
+    assert len(words_c) == 1
+    parts = words_c[0].parts
+    # the lecture's example: the tie of p_21 (a_32 = a_41), no z at exactly 0
+    assert sp.Symbol("p_21") in parts and "No entry of" in plain(words_c[0]) and "or a ReLU input at exactly 0" not in text
+    tie = next(p for p in parts if isinstance(p, sp.Eq))
+    assert {str(s) for s in tie.free_symbols} == {"a_32", "a_41"}
+
+
+def test_counts_say_all_when_all(doc):
+    text = " ".join(plain(w) for w in all_words(section(doc, "6. A worked example")))
+    assert "compares all 15 gradient entries" in text and "15 of the 15" not in text
+
+
+def test_beyond_the_lecture_is_marked_optional(doc):
+    for title in ("7. The same rule for every size", "Appendix D. The general rules of every layer"):
+        first = next(b for b in section(doc, title) if isinstance(b, Para))
+        assert plain(first.words).startswith("Optional, beyond the lecture.") or "Optional, beyond the lecture." in str(first.words)
+
+
+def test_lemma_identifiers_stay_out_of_the_prose(doc):
+    for w in all_words(doc.blocks):
+        assert not re.search(r"\b(delta_sum|finite_sums|pad_delta)\b", plain(w)), plain(w)
+
+
+def test_gpad_is_defined_with_the_output_channel_letter(doc):
+    blocks = section(doc, "7. The same rule for every size")
+    defs = [latex(b.expr) for b in blocks if isinstance(b, Display) and r"G^{\mathrm{pad}}" in latex(b.expr)]
+    definition = next(t for t in defs if "\\delta" in t and t.index("=") < t.index("\\delta"))
+    assert definition.startswith(r"G^{\mathrm{pad}}_{o,") and r"\bar{g}_{o," in definition, definition
+
+
+def test_the_window_map_is_explicit(doc):
+    para = next(b for b in section(doc, "2. Forward propagation") if isinstance(b, Para) and "window number" in plain(b.words))
+    pairs = {(str(e.lhs), str(e.rhs)) for e in para.words.parts if isinstance(e, sp.Eq)}
+    assert pairs == {("f_1", "p_11"), ("f_2", "p_12"), ("f_3", "p_21"), ("f_4", "p_22")}
+
+
+def test_softplus_is_defined_where_first_used(doc):
+    para = next(b for b in section(doc, "2. Forward propagation") if isinstance(b, Para) and "saturates" in plain(b.words))
+    assert any(isinstance(e, sp.Eq) and "softplus" in latex(e) and r"e^{z}" in latex(e) for e in para.words.parts)

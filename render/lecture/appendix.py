@@ -6,14 +6,14 @@ from __future__ import annotations
 import numpy as np
 import sympy as sp
 
-from render.blocks import Display, Figure, Heading, Para, Table, words
+from render.blocks import Display, Figure, Heading, PageBreak, Para, Table, Words, words
 from render.document import require_seed
 from render.lecture import drawings
 from render.lecture.checks import H
 from render.lecture.common import CROSSCHECK, PROOFS, Lecture, count, long_sum, shape
 from render.lecture.conv import SEVEN
 from render.lecture.network import A1, A2, B1, B2, P1, W1, W2, Z1, Z2, F, I, J, L, X, Y
-from render.lecture.worked import bound
+from render.lecture.worked import Windows, bound, listing, tie_equation
 from render.notation import Conv, Hadamard, Ind, IndexSum, Partial, Reshape, S, T, Unpool, chain, eq
 from render.printer import number, to_display
 from symbolic.derive import expansion
@@ -74,11 +74,11 @@ def appendix_a(lec: Lecture) -> tuple:
                 + (" (the first and last few shown here)." if cut else ".")
                 + f" The other {len(names) - 1} weights of ",
                 W1,
-                " follow the same pattern, shifted: “cnn-derive expand "
-                + names[1]
-                + "” (and so on up to "
-                + names[-1]
-                + ") prints each one in full, with “--latex” as LaTeX.",
+                " follow the same pattern, shifted. The command “cnn-derive expand " + names[1] + "” prints the one of ",
+                S(names[1]),
+                " in full (and so on up to ",
+                S(names[-1]),
+                "); with the option “--latex” it prints LaTeX.",
             )
         ),
         Display(shown),
@@ -102,7 +102,11 @@ def appendix_b(lec: Lecture) -> tuple:
         rs = lecture_proofs(seed_spec(n, k))
         others.append((words(eq(S("n"), n), ", ", eq(S("k"), k)), words(f"{sum(r.proven for r in rs.values())} of {len(rs)} proven")))
     return (
+        # Every proof mark links here: the heading starts a page so that the table is under it, not a page later.
+        PageBreak(),
         Heading("Appendix B. The rules and their proofs", anchor=PROOFS),
+        Para(words("Every rule of the lecture, the number of entries compared, and its status; the method follows the table.")),
+        Table((words("rule"), words("statement"), words("entries"), words("status")), rows, "llrl"),
         Para(
             words(
                 "How a rule is proven, once for all of them: the engine builds the complete expression of the loss ",
@@ -116,7 +120,6 @@ def appendix_b(lec: Lecture) -> tuple:
                 "proven by multiplying the seven local Jacobians out. “Entries” counts the entries compared.",
             )
         ),
-        Table((words("rule"), words("statement"), words("entries"), words("status")), rows, "llrl"),
         Para(words("The same rules at other sizes of the lecture’s network:")),
         Table((words("sizes"), words("result")), tuple(others)),
     )
@@ -176,12 +179,13 @@ def appendix_c(lec: Lecture, torch_check, slopes: list) -> tuple:
         out.append(
             Para(
                 words(
-                    f"At {count(len(kinks), 'parameter')} the two slopes differ: the point sits on a kink (here a max-pool tie "
-                    "whose entries that parameter moves apart, or a ReLU input at exactly 0). A central difference would print "
+                    f"At {count(len(kinks), 'parameter')} the two slopes differ: the point sits on a kink. ",
+                    _kink_causes(lec),
+                    " A central difference would print "
                     "the average of the two slopes, which is neither, so none is printed. The engine, like PyTorch, takes the "
                     "slope its conventions give (the first maximum of a tied window, ReLU’s slope 0 at 0): the table says which. "
                     "Where several kinks meet along one parameter, that value can be neither one-sided slope; PyTorch’s "
-                    "conventions give the same value (the comparison above)."
+                    "conventions give the same value (the comparison above).",
                 )
             )
         )
@@ -203,6 +207,33 @@ def appendix_c(lec: Lecture, torch_check, slopes: list) -> tuple:
             )
     out.append(Table((words("parameter"), words("engine"), words("mpmath"), words("note")), tuple(rows), "lrrl"))
     return tuple(out)
+
+
+def _kink_causes(lec: Lecture) -> Words:
+    """Which kinks the worked example sits on, from its numbers: the tied windows and the ReLU inputs at exactly 0."""
+    win, z = Windows(lec), lec.example.out["Z1"]
+    at_zero = [win.z(tuple(int(v) for v in at)) for at in np.argwhere(z == 0)]
+    says = []
+    for name, first, others in win.tied:
+        says.append(
+            words(
+                "the tie of window ",
+                S(name),
+                " (",
+                tie_equation(win, lec.example.out["A1"], first, others),
+                "): a parameter that moves the tied entries apart changes the winner, one way on one side and the other way on the other",
+            )
+        )
+    if at_zero:
+        says.append(words("the ReLU input", "s " if len(at_zero) > 1 else " ", *listing(at_zero), " at exactly 0"))
+    if not says:
+        return words("(neither a tie nor a ReLU input at 0 is visible in the example; several kinks may meet there)")
+    out = words("Here it is ", *listing(says), ".")
+    if win.tied and not at_zero:
+        out = words(out, " No entry of ", Z1, " is exactly 0, so no ReLU kink is involved.")
+    if at_zero and not win.tied:
+        out = words(out, " No window ties, so no max-pool kink is involved.")
+    return out
 
 
 def training_section(result) -> tuple:

@@ -9,7 +9,7 @@ import symengine as se
 import sympy as sp
 
 from render.blocks import Box, Display, Heading, Link, Para, Table, words
-from render.lecture.common import HEAD, TAIL, Lecture, count, first, long_sum, mark, shape, shown, terms
+from render.lecture.common import HEAD, TAIL, Lecture, count, first, label, long_sum, mark, shape, shown, terms
 from render.lecture.dense import error_term
 from render.lecture.network import A1, A2, B1, LL, P1, W1, W2, Z1, Z2, F, I, J, K, L, X, Y, shift
 from render.notation import Conv, Hadamard, Ind, IndexSum, Partial, Relu1, Reshape, Row, S, Stack, T, Unpool, Wins, chain, eq
@@ -159,8 +159,9 @@ def filter_rule(lec: Lecture) -> tuple:
     """Section 5.1: why ∂L/∂W1 = conv(X, ∂L/∂Z1), step by step, with both expansions of ∂L/∂w_11."""
     s, full = lec.sizes, lec.full
     k, c = s.k, s.conv
-    xI, wI, zI = sp.IndexedBase("x"), sp.IndexedBase("w"), sp.IndexedBase("zbar")
-    z_ij, w_kl = sp.Indexed("z", I, J), wI[K, LL]
+    xI = sp.IndexedBase("x")
+    # The lecture writes plain letter indices together (z_ij, w_kl); only shifted indices need a comma.
+    z_ij, w_kl, zbar_ij = S("z_ij"), S("w_kl"), S("zbar_ij")
     x_shift = xI[shift(I, K), shift(J, LL)]
     # ∂z/∂w at two entries, by the engine's own differentiation of its Z1
     zs = np.asarray(full.stages["Z1"], dtype=object).reshape(c, c)
@@ -210,7 +211,7 @@ def filter_rule(lec: Lecture) -> tuple:
                 " reaches the loss through every entry of ",
                 Z1,
                 " (the filter is used at every position), so the chain rule sums over all of them. With ",
-                eq(zI[I, J], Partial(L, z_ij)),
+                eq(zbar_ij, Partial(L, z_ij)),
                 ", the gradient arriving at ",
                 z_ij,
                 ":",
@@ -221,21 +222,27 @@ def filter_rule(lec: Lecture) -> tuple:
                 Partial(L, w_kl),
                 eq(
                     IndexSum(chain(Partial(L, z_ij), Partial(z_ij, w_kl)), (I, 1, c), (J, 1, c)),
-                    IndexSum(chain(x_shift, zI[I, J]), (I, 1, c), (J, 1, c)),
+                    IndexSum(chain(x_shift, zbar_ij), (I, 1, c), (J, 1, c)),
                 ),
             )
         ),
         Para(
             words(
                 "And ",
-                zI[I, J],
+                zbar_ij,
                 " itself? Rules (d) to (g) give it entry by entry: the error, the dense weight ",
                 S("w2_r"),
                 " of the window ",
                 S("p_r"),
                 " that contains position ",
                 sp.Tuple(I, J),
-                ", whether this position won its window, and whether its ReLU was open:",
+                " (",
+                S("r"),
+                " counts the windows row by row, as ",
+                F,
+                " does: ",
+                eq(S("p_1"), label(full, "P1")),
+                ", and so on), whether this position won its window, and whether its ReLU was open:",
             )
         ),
         Display(identity),
@@ -244,7 +251,7 @@ def filter_rule(lec: Lecture) -> tuple:
         Para(
             words(
                 "So each term ",
-                chain(x_shift, zI[I, J]),
+                chain(x_shift, zbar_ij),
                 " is one path from the loss back to the weight. The engine can also differentiate the complete expression of ",
                 L,
                 " by brute force and expand every sum (",
@@ -350,7 +357,23 @@ def recipe(lec: Lecture) -> tuple:
         Box(
             "The backward recipe, with the shape at every stage",
             (
-                Para(words("From the loss down; each line uses only the line above it and what the forward pass kept.")),
+                Para(
+                    words(
+                        "From the loss down. Each line uses gradients already computed above it (",
+                        Partial(L, W2),
+                        ", ",
+                        Partial(L, S("B_2")),
+                        " and ",
+                        Partial(L, F),
+                        " all start from ",
+                        Partial(L, Z2),
+                        "; ",
+                        Partial(L, W1),
+                        " uses ",
+                        Partial(L, Z1),
+                        ", two lines up) and what the forward pass kept; nothing is computed twice.",
+                    )
+                ),
                 Table(
                     (words("gradient"), words("rule"), words("shape")),
                     tuple((words(Partial(L, q)), words(rule), words(shp)) for q, rule, shp in steps),

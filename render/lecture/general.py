@@ -37,6 +37,24 @@ _GENERAL_RULE_WORDS = {
 }
 
 
+# Section 7 and Appendix D go beyond the lecture: said at their top.
+OPTIONAL = words(
+    Strong("Optional, beyond the lecture."),
+    " For readers who want the rule for every size (channels, stride, padding); nothing later depends on it.",
+)
+# Why the input gradient turns the filter while the filter gradient does not (after all the “no flip” of sections 2 and 5).
+_WHY_FLIP = (
+    " Why a turned filter here, when the filter gradient needed no flip? The forward pass correlates: the output at ",
+    sp.Tuple(sp.Symbol("i"), sp.Symbol("j")),
+    " reads the input at the offset ",
+    sp.Tuple(sp.Symbol("a"), sp.Symbol("b")),
+    " with the weight at the same offset. Seen from one input entry, the outputs it feeds lie at the reversed offsets, so "
+    "written as a correlation over the output gradient the weights appear in reverse order: the filter turned by 180 degrees. "
+    "The filter gradient sums over the same outputs but keeps the weight fixed, so the input and the gradient keep their "
+    "order and no turn appears.",
+)
+
+
 @dataclass(frozen=True)
 class GeneralStep:
     """One step of a general derivation: what happened, in words, and the formula SymPy produced."""
@@ -94,7 +112,9 @@ def general_model(spec: NetworkSpec) -> GeneralModel:
     rows = []
     for r in results:
         status = {"proven": "proven", "checked": "checked"}.get(r.status, "NOT proven")
-        rows.append((words(r.rule.name), words(r.rule.layer), words(status), words(str(len(r.steps))), words(", ".join(r.lemmas))))
+        rows.append(
+            (words(r.rule.name), words(r.rule.layer), words(status), words(str(len(r.steps))), words(", ".join(map(lemma_name, r.lemmas))))
+        )
     intro = words(
         "Sections 4 and 5 proved each rule at this network’s sizes, entry by entry. The same rules hold for every size, and "
         "cnn-derive proves them that way too, in index notation: the sizes are symbols (",
@@ -138,7 +158,7 @@ def general_model(spec: NetworkSpec) -> GeneralModel:
 
 def general_section(model: GeneralModel) -> tuple:
     """Section 7: the two conv rules derived for every size, one sentence per SymPy step."""
-    out: list = [Heading("7. The same rule for every size", anchor="general"), Para(model.intro)]
+    out: list = [Heading("7. The same rule for every size", anchor="general"), Para(OPTIONAL), Para(model.intro)]
     for d in model.derivations:
         out.append(Heading(d.title, level=2))
         for st in d.definitions:
@@ -155,6 +175,7 @@ def appendix_d(model: GeneralModel) -> tuple:
     """Appendix D: every general rule, its status, its number of steps and the lemmas it uses."""
     return (
         Heading("Appendix D. The general rules of every layer", anchor="appendix-d"),
+        Para(OPTIONAL),
         Para(
             words(
                 "Each layer type’s backprop rule, proven as in section 7 with every size a symbol (the command line’s "
@@ -271,6 +292,19 @@ def _conditions(expr) -> set:
     return out
 
 
+def _solve_linear(expr: sp.Expr, x: sp.Symbol) -> list:
+    """The solutions of ``expr = 0`` for ``x``: directly when ``expr`` is linear in ``x`` (an index
+    equation always is), as ``sp.solve`` would give them but without its simplification passes.
+
+    >>> i, k, s = sp.symbols("i k s"); _solve_linear(i + k - 1 - s, k), _solve_linear(i * s - k, i)
+    ([-i + s + 1], [k/s])
+    """
+    a = sp.expand(expr).coeff(x, 1)
+    if a == 0 or a.has(x) or sp.expand(expr - a * x).has(x):
+        return sp.solve(expr, x)
+    return [sp.expand(-(expr - a * x) / a) if a.is_number else sp.factor_terms(sp.expand(-(expr - a * x)) / a)]
+
+
 def _collapse(prev, cur, lead: str = "The delta ") -> Words:
     """What one use of lemma delta_sum did between two steps: which delta, which sum, which condition."""
     gone = sorted(_bound_vars(prev) - _bound_vars(cur), key=sp.default_sort_key)
@@ -280,7 +314,7 @@ def _collapse(prev, cur, lead: str = "The delta ") -> Words:
     hi = next(h for q in prev.atoms(sp.Sum) for v, _, h in q.limits if v == x)
     deltas, after = prev.atoms(sp.KroneckerDelta), cur.atoms(sp.KroneckerDelta)
     for d in sorted((d for d in deltas if x in d.free_symbols), key=sp.default_sort_key):
-        sol = sp.solve(d.args[0] - d.args[1], x)
+        sol = _solve_linear(d.args[0] - d.args[1], x)
         if len(sol) != 1:
             continue
         rest = {e.subs(x, sol[0]) for e in deltas - {d}} - {sp.Integer(1)}
@@ -296,7 +330,7 @@ def _collapse(prev, cur, lead: str = "The delta ") -> Words:
         _index_display(d),
         " collapses the sum over ",
         x,
-        " (lemma delta_sum): ",
+        " (the delta-sum lemma): ",
         eq(x, tidy_add(_index_display(sol))),
         ", under the range condition ",
         cond,
@@ -335,7 +369,7 @@ def _general_derivation(result, conv: dict | None = None) -> GeneralDerivation:
                 says += [" The summation indices ", *_listing(primed), " are primed, so that none is captured by the entry’s own indices."]
             if "pad_delta" in rule.lemmas:
                 says.append(
-                    " The zero padding is written as a sum of Kronecker deltas (lemma pad_delta), so that SymPy can differentiate through it."
+                    " The zero padding is written as a sum of Kronecker deltas (the pad-delta lemma), so that SymPy can differentiate through it."
                 )
         elif k == 1:
             new = sorted(st.rhs.atoms(sp.KroneckerDelta) - steps[0].rhs.atoms(sp.KroneckerDelta), key=sp.default_sort_key)
@@ -354,10 +388,12 @@ def _general_derivation(result, conv: dict | None = None) -> GeneralDerivation:
                 says.append(" No delta is left: this is the gradient, reduced.")
         elif k == stmt:
             says = ["The rule to prove: ", *_GENERAL_RULE_WORDS.get(rule.name, ("the rule as stated",)), "."]
+            if rule.name == "conv2d.input":
+                says += list(_WHY_FLIP)
         elif k == len(steps) - 1:
             says = [
                 "Both sides are reduced. They are the same sum in another order of summation (finite sums commute: "
-                "lemma finite_sums), so the difference is exactly 0, for every size:"
+                "the finite-sums lemma), so the difference is exactly 0, for every size:"
             ]
             shown = Lines(sp.Integer(0), *(_index_display(t) for t in sp.Add.make_args(st.lhs)))
         elif k == stmt + 1 and _has_base(st.lhs, general.Gpad) and not _has_base(st.rhs, general.Gpad):
@@ -369,14 +405,19 @@ def _general_derivation(result, conv: dict | None = None) -> GeneralDerivation:
         out.append(GeneralStep(Words(tuple(says)), shown))
     defs = [GeneralStep(words("The forward rule, 0-based:"), _index_display(rule.forward))]
     for d in rule.definitions:
+        if isinstance(d.lhs, sp.Indexed) and d.lhs.base == general.Gpad:
+            # Gpad's first index is an output channel: the letter o, as where the rule uses it.
+            d = d.xreplace({d.lhs.indices[0]: general.bo})
         defs.append(GeneralStep(words("where"), _index_display(d)))
     final = steps[stmt - 1].rhs
     raw = sorted({r for pw in final.atoms(sp.Piecewise) for r in _raw_ranges(pw.args[0][1])}, key=sp.default_sort_key)
     borders = tuple(_show_range(*r) for r in raw)
-    lemmas = ", ".join(result.lemmas)
+    lemmas = ", ".join(lemma_name(name) for name in result.lemmas)
     verdict = {
-        "proven": words(f"Proven for every size: the difference reduced to exactly 0 with every size a symbol (lemmas {lemmas})."),
-        "checked": words(f"Checked only: a lemma it uses ({lemmas}) was checked at concrete sizes, not proven."),
+        "proven": words(
+            f"Proven for every size: the difference reduced to exactly 0 with every size a symbol (using the lemmas {lemmas})."
+        ),
+        "checked": words(f"Checked only: a lemma it uses (among the lemmas {lemmas}) was checked at concrete sizes, not proven."),
     }.get(result.status, words(f"NOT proven: {result.detail}"))
     return GeneralDerivation(
         rule.name,
@@ -442,6 +483,15 @@ def _border_note(raw: list, conv: dict) -> Words:
         count(reached(*mid), "output position"),
         ".",
     )
+
+
+def lemma_name(name: str) -> str:
+    """A lemma's identifier as its name in words.
+
+    >>> lemma_name("delta_sum")
+    'delta-sum'
+    """
+    return name.replace("_", "-")
 
 
 def _listing(items) -> list:

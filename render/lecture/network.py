@@ -3,12 +3,13 @@ propagation, in matrix form first) and section 3 (what backpropagation has to fi
 
 from __future__ import annotations
 
+import numpy as np
 import sympy as sp
 
 from render.blocks import Display, Figure, Heading, Items, Link, Para, Strong, Table, words
 from render.lecture import drawings
 from render.lecture.common import CROSSCHECK, PROOFS, Lecture, count, first, label, long_sum, shape, shown, terms
-from render.notation import Conv, Flow, Partial, S, Sigma, Stack, T, chain, eq
+from render.notation import Conv, Flow, Partial, S, Sigma, Softplus, Stack, T, chain, eq
 from symbolic.network import build
 
 X, W1, B1, W2, B2, Y, L = (S(n) for n in ("X", "W_1", "B_1", "W_2", "B_2", "Y", "L"))
@@ -26,6 +27,31 @@ def bce():
     return -(Y * sp.log(A2) + (1 - Y) * sp.log(1 - A2))
 
 
+def window_map(full) -> object:
+    """Which entry of F is which window of P1, and which dense weight it meets: f_r = p_ij, weight w_r^(2)."""
+    fs = [S(str(v)) for v in np.asarray(full.stage_labels["F"], dtype=object).ravel()]
+    ps = [S(str(v)) for v in np.asarray(full.stage_labels["P1"], dtype=object).ravel()]
+    pairs = [eq(f, p) for f, p in zip(fs, ps)]
+    if len(pairs) > 6:
+        pairs = [*pairs[:2], S(r"\dots"), pairs[-1]]
+    shown = [x for pair in pairs for x in (pair, ", ")][:-1]
+    return words(
+        "So ",
+        *shown,
+        ": entry ",
+        S("f_r"),
+        " of ",
+        F,
+        " is window number ",
+        S("r"),
+        " of the max-pool in row-major order, and the dense weight it meets is ",
+        S("w2_r"),
+        ". Below, ",
+        S("p_r"),
+        " names that window.",
+    )
+
+
 def context(lec: Lecture) -> tuple:
     """The lecture's one-paragraph context, and how to read the handout."""
     return (
@@ -41,7 +67,8 @@ def context(lec: Lecture) -> tuple:
         ),
         Para(
             words(
-                "Every formula below is printed from the expressions of a computer algebra engine, and every rule is proven "
+                "Every formula below is printed from the expressions of the computer-algebra engine of cnn-derive (“the "
+                "engine” below), which builds the whole network as one expression and differentiates it; every rule is proven "
                 "exactly: a mark such as ",
                 Link("✓ proven (a)", PROOFS),
                 " links to the table of proofs in Appendix B. Every number comes from functions generated from the same "
@@ -140,8 +167,8 @@ def forward(lec: Lecture) -> tuple:
     )
     from_z, from_a, from_p = (build(lec.spec, start=st) for st in ("Z1", "A1", "P1"))
     from_f, from_z2 = build(lec.spec, start="F"), build(lec.spec, start="Z2")
-    xI, wI = sp.IndexedBase("x"), sp.IndexedBase("w")
-    conv_index = sp.Add(sp.Sum(wI[K, LL] * xI[shift(I, K), shift(J, LL)], (K, 1, k), (LL, 1, k)), B1, evaluate=False)
+    xI = sp.IndexedBase("x")
+    conv_index = sp.Add(sp.Sum(S("w_kl") * xI[shift(I, K), shift(J, LL)], (K, 1, k), (LL, 1, k)), B1, evaluate=False)
     z11 = sp.sympify(first(full.stages["Z1"]))
     z11_show, _ = long_sum(label(full, "Z1"), terms(z11), 10 if s.n < 10 else 5)
     z2 = sp.sympify(first(from_f.stages["Z2"]))
@@ -164,7 +191,7 @@ def forward(lec: Lecture) -> tuple:
                 ", plus the bias:",
             )
         ),
-        Display(eq(sp.Indexed("z", I, J), conv_index)),
+        Display(eq(S("z_ij"), conv_index)),
         Para(words("For example the first entry, as the engine builds it:")),
         Display(z11_show),
         Para(words("ReLU, entry by entry:")),
@@ -179,6 +206,7 @@ def forward(lec: Lecture) -> tuple:
         Display(eq(label(from_a, "P1"), sp.sympify(first(from_a.stages["P1"])))),
         Para(words("Flattening, row by row:")),
         Display(eq(T("F"), shown(from_p.stages["F"]))),
+        Para(window_map(full)),
         Para(words("The dense layer", f" ({count(s.flat, 'term')} and the bias, shortened here):" if z2_cut else ":")),
         Display(z2_show),
         Para(words("The sigmoid gives the prediction, and binary cross-entropy with the label ", Y, " the loss:")),
@@ -187,7 +215,9 @@ def forward(lec: Lecture) -> tuple:
             words(
                 "The engine writes the same loss in terms of ",
                 Z2,
-                " (the two forms are proven equal), which stays exact when the sigmoid saturates:",
+                " (the two forms are proven equal), which stays exact when the sigmoid saturates; here ",
+                eq(Softplus(S("z")), sp.log(sp.Add(1, sp.exp(S("z")), evaluate=False))),
+                ":",
             )
         ),
         Display(eq(L, sp.sympify(from_z2.L))),

@@ -7,7 +7,7 @@ import numpy as np
 import sympy as sp
 
 from render.blocks import Display, Figure, Heading, Link, Para, Table, words
-from render.figures import format_value
+from render.cells import format_value
 from render.lecture import drawings
 from render.lecture.checks import representative
 from render.lecture.common import CROSSCHECK, Lecture, count, long_sum, pack, shape, width
@@ -125,6 +125,7 @@ def example_section(lec: Lecture, torch_check, slopes: list) -> tuple:
             ),
             drawings.routing,
             {"a1": o["A1"], "mask": o["route(A1)"], "grad_p1": o["dL/dP1"], "grad_a1": o["dL/dA1"], "pool": s.pool},
+            1.0,
         ),
         *_mask_and_tie(lec, win),
         Figure(
@@ -139,7 +140,13 @@ def example_section(lec: Lecture, torch_check, slopes: list) -> tuple:
                 ".",
             ),
             drawings.panels,
-            {"mats": [o["dL/dA1"], o["mask(Z1)"], o["dL/dZ1"]], "titles": ["∂L/∂A₁", "1[Z₁ > 0]", "∂L/∂Z₁"], "marks": None},
+            {
+                "mats": [o["dL/dA1"], o["mask(Z1)"], o["dL/dZ1"]],
+                "titles": ["∂L/∂A₁", "1[Z₁ > 0]", "∂L/∂Z₁"],
+                "marks": None,
+                "shared": (0, 2),
+            },
+            1.0,
         ),
         *_zeros_of_z(lec, win),
         *by_hand(lec),
@@ -160,8 +167,8 @@ def example_section(lec: Lecture, torch_check, slopes: list) -> tuple:
                 ")." if s.flat > 8 else ".",
             ),
             drawings.panels,
-            {"mats": [o["dL/dW1"], np.atleast_2d(w2_shown)], "titles": ["∂L/∂W₁", "∂L/∂W₂"], "marks": None},
-            0.6,
+            {"mats": [o["dL/dW1"], np.atleast_2d(w2_shown)], "titles": ["∂L/∂W₁", "∂L/∂W₂"], "marks": None, "shared": True},
+            0.75,
         ),
         *_descent(lec),
         *_checked(lec, torch_check, slopes),
@@ -207,7 +214,7 @@ def _mask_and_tie(lec: Lecture, win: Windows) -> tuple:
                 S(name),
                 " ties" if len(win.tied) == 1 else ",",
                 f"{'' if len(win.tied) == 1 else ' ties'}: ",
-                _equal([win.a(e) for e in [at, *others]] + [number(o["A1"][at])]),
+                tie_equation(win, o["A1"], at, others),
                 ". The first maximum in row-major order, ",
                 win.a(at),
                 ", takes the whole gradient and ",
@@ -218,6 +225,25 @@ def _mask_and_tie(lec: Lecture, win: Windows) -> tuple:
     if not says:
         says.append(words("In this example no window is dead and none ties, so the mask and the tie convention do not show."))
     return tuple(Para(w) for w in says)
+
+
+def tie_equation(win: Windows, a1: np.ndarray, first: tuple, others: list):
+    """The tied entries of a window and their common value, a_32 = a_41 = 1, as one formula."""
+    return _equal([win.a(e) for e in [first, *others]] + [number(a1[first])])
+
+
+def listing(items: list) -> list:
+    """Parts joined as a list in words: a, b and c (each part a formula, a string or a Words).
+
+    >>> listing(["a", "b", "c"])
+    ['a', ', ', 'b', ' and ', 'c']
+    """
+    out: list = []
+    for k, item in enumerate(items):
+        if k:
+            out.append(" and " if k == len(items) - 1 else ", ")
+        out.append(item)
+    return out
 
 
 def _equal(items: list):
@@ -416,7 +442,8 @@ def _checked(lec: Lecture, torch_check, slopes: list) -> tuple:
     second = words(
         " Independently, ",
         Link("Appendix C", CROSSCHECK),
-        f" compares {len(slopes)} of the {entries} gradient entries with high-precision differences of the loss",
+        (f" compares all {entries}" if len(slopes) == entries else f" compares {len(slopes)} of the {entries}")
+        + " gradient entries with high-precision differences of the loss",
         f"; at {count(len(kinks), 'parameter')} the point sits on a kink, and it says which one-sided slope the engine takes."
         if kinks
         else ".",

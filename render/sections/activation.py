@@ -32,8 +32,24 @@ def _slope(layer: Activation, zin: sp.Expr, aout: sp.Expr) -> sp.Expr:
         slope = sp.nsimplify(layer.spec.slope)
         return Ind(sp.StrictGreaterThan(zin, 0)) + sp.Mul(slope, Ind(sp.LessThan(zin, 0)), evaluate=False)
     if isinstance(layer, Tanh):
-        return 1 - aout**2
+        return 1 - _square(aout)
     return sp.Mul(aout, 1 - aout, evaluate=False)
+
+
+def _square(x: sp.Expr) -> sp.Expr:
+    r"""x squared, an indexed entry in parentheses: (a^{(2)}_k)^2, never the tangled a^{(2)}_k^2.
+
+    >>> from render.printer import latex; from render.sections.common import entry_base
+    >>> latex(_square(entry_base("A2")[sp.Symbol("k")])), latex(_square(sp.Symbol("A_2")))
+    ('\\left(a^{(2)}_{k}\\right)^{2}', 'A_{2}^{2}')
+    """
+    if isinstance(x, sp.Indexed):
+        # The printer parenthesizes a power of an entry symbol with a layer mark; an Indexed it would not.
+        name = str(x.base.label)
+        letter, _, mark = name.partition("^")
+        layer = mark.strip("{}()")
+        x = sp.Symbol(f"{letter}{layer}_{''.join(map(str, x.indices))}")
+    return x**2
 
 
 def formula(layer: Activation, key: str) -> sp.Expr:

@@ -7,6 +7,7 @@ import sympy as sp
 from render.blocks import Display, Heading, Items, Para, Strong, Table, words
 from render.notation import Partial, Sigma, Softplus, chain, eq
 from render.sections.common import Model, anchor_of, grad, op, sym
+from render.sections.overview import loss_name
 from symbolic.layers import LeakyReLU, ReLU
 
 z, y, k = sp.Symbol("z"), sp.Symbol("y"), sp.Symbol("k")
@@ -64,6 +65,26 @@ def lemma_statement(model: Model, rule) -> tuple:
     return words(plain), words(plain)
 
 
+def _others_title(others: list) -> str:
+    """The heading of the group of rules that belong to no layer, naming only what the group holds.
+
+    >>> from types import SimpleNamespace as NS
+    >>> _others_title([NS(kind="lemma", name="lemma: tanh"), NS(kind="chain", name="chain")])
+    'Lemmas and the chain of Jacobians'
+    >>> _others_title([NS(kind="lemma", name="lemma: tanh"), NS(kind="lemma", name="convention: relu at 0")])
+    'Lemmas and conventions'
+    """
+    kinds = []
+    if any(r.kind == "lemma" and not r.name.startswith("convention:") for r in others):
+        kinds.append("lemmas")
+    if any(r.name.startswith("convention:") for r in others):
+        kinds.append("conventions")
+    if any(r.kind == "chain" for r in others):
+        kinds.append("the chain of Jacobians")
+    text = ", ".join(kinds[:-1]) + (" and " if len(kinds) > 1 else "") + kinds[-1]
+    return text[0].upper() + text[1:]
+
+
 def blocks(model: Model, formulas: dict) -> list:
     """The appendix: the method once, then one group per layer (loss first) and one for lemmas and conventions.
 
@@ -93,9 +114,10 @@ def blocks(model: Model, formulas: dict) -> list:
     ]
     for la in [model.loss, *reversed(model.layers)]:
         rules = model.rules_of(la)
+        what = f"loss ({loss_name(la)})" if la is model.loss else la.kind
         out.append(
             Heading(
-                f"Layer {la.index}: {la.kind}, {la.names['in']} → {la.names['out'] if la is not model.loss else 'L'}",
+                words(f"Layer {la.index}: {what}, ", sym(la.names["in"]), " → ", sym(la.names["out"] if la is not model.loss else "L")),
                 2,
                 anchor_of(la.index),
             )
@@ -108,7 +130,7 @@ def blocks(model: Model, formulas: dict) -> list:
         out.append(Table((words("gradient"), words("method"), words("entries"), words("status")), rows, "llrl"))
     others = [r for r in model.rules if r.kind in ("lemma", "chain")]
     if others:
-        out.append(Heading("Lemmas, conventions and the chain of Jacobians", 2, anchor_of(0)))
+        out.append(Heading(_others_title(others), 2, anchor_of(0)))
         for r in others:
             if r.kind == "chain":
                 first = model.layers[0]

@@ -12,6 +12,7 @@ import sympy as sp
 
 from render.blocks import Heading, Para, Table, words
 from render.sections.common import Model, grad, sym
+from render.sections.overview import loss_name
 from symbolic.layers import AvgPool, Conv2D, Dense, Flatten, LeakyReLU, MaxPool, ReLU, Sigmoid, Tanh
 from symbolic.layers.loss import BCE, SoftmaxCE
 
@@ -161,7 +162,7 @@ def blocks(model: Model) -> list:
             grad_keys = [f"dL/d{la.names['in']}"] + [f"dL/d{la.names[r]}" for r in la.roles]
             rows.append(
                 (
-                    words(f"{la.index}: {la.kind}"),
+                    words(f"{la.index}: {loss_name(la) if la is model.loss else la.kind}"),
                     words(sym(out_key), f": {_gap(gaps[out_key])}"),
                     words(
                         *[part for k, key in enumerate(grad_keys) for part in ((", " if k else ""), grad(key[4:]), f": {_gap(gaps[key])}")]

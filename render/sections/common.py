@@ -169,10 +169,13 @@ def _matrices(arr: np.ndarray) -> list[tuple[tuple, np.ndarray]]:
 
     >>> [idx for idx, _ in _matrices(np.zeros((2, 1, 3, 3)))], [idx for idx, _ in _matrices(np.zeros((1, 4, 4)))]
     ([(1,), (2,)], [()])
+    >>> _matrices(np.zeros(3))[0][1].shape
+    (3, 1)
     """
     a = np.asarray(arr, dtype=float)
     if a.ndim <= 2:
-        return [((), a.reshape(1, -1) if a.ndim < 2 else a)]
+        # A vector is a column, as in the matrix forms (Z = W F + B).
+        return [((), a.reshape(-1, 1) if a.ndim < 2 else a)]
     lead = a.shape[:-2]
     return [(tuple(i + 1 for i, n in zip(idx, lead) if n > 1), a[idx]) for idx in np.ndindex(*lead)]
 
@@ -182,16 +185,20 @@ def _width(m: np.ndarray) -> int:
 
 
 def piece_name(name: str, idx: tuple) -> sp.Expr:
-    """The name of one 2-D piece: ``Z1`` channel 2 is Z_1 with the index (2) as a superscript.
+    """The name of one 2-D piece: ``Z1`` channel 2 is Z_1[2], filter 1's weights on channel 2 are W_1[1,2].
+
+    Square brackets, never a superscript: a superscript (2) means layer 2 everywhere else in the handout.
 
     >>> from render.printer import latex
     >>> latex(piece_name("Z1", (2,))), latex(piece_name("W1", (1, 2))), latex(piece_name("F", ()))
-    ('Z^{(2)}_{1}', 'W^{(1,2)}_{1}', 'F')
+    ('Z_{1}[2]', 'W_{1}[1,2]', 'F')
     """
+    from render.printer import latex
+
     base = sym(name)
     if not idx:
         return base
-    return sp.Symbol(f"{base.name}^({','.join(map(str, idx))})")
+    return sp.Symbol(f"{latex(base)}[{','.join(map(str, idx))}]")
 
 
 def value_blocks(name: str, arr: np.ndarray, *, gradient: bool = False, file: str = "") -> list:
@@ -233,7 +240,7 @@ def value_blocks(name: str, arr: np.ndarray, *, gradient: bool = False, file: st
     flush()
     if file and any(elided(*m.shape) for _, m in pieces):
         label = grad_label(name) if gradient else name
-        titles = [label + (f" ({','.join(map(str, idx))})" if idx else "") for idx, _ in pieces]
+        titles = [label + (f"[{','.join(map(str, idx))}]" if idx else "") for idx, _ in pieces]
         blocks.append(
             Figure(
                 file,
@@ -274,7 +281,7 @@ def entry_base(stage: str) -> sp.IndexedBase:
 
     >>> from render.printer import latex
     >>> i = sp.Symbol("i"); latex(entry_base("Z2")[i]), latex(entry_base("P1")[i]), latex(entry_base("X")[i])
-    ('{z^{(2)}}_{i}', '{p}_{i}', '{x}_{i}')
+    ('z^{(2)}_{i}', 'p_{i}', 'x_{i}')
     """
     head = stage.rstrip("0123456789_")
     number = stage[len(head) :]
@@ -284,13 +291,13 @@ def entry_base(stage: str) -> sp.IndexedBase:
     return sp.IndexedBase(letter)
 
 
-def window_index(i: sp.Symbol, a: sp.Symbol, stride: int) -> sp.Expr:
-    """The input row a filter tap ``a`` reads in output row ``i`` (1-based): s (i − 1) + a, written tidily.
+def window_index(i: sp.Symbol, r: sp.Symbol, stride: int) -> sp.Expr:
+    """The input row a filter tap ``r`` reads in output row ``i`` (1-based): stride (i − 1) + r, written tidily.
 
     >>> from render.printer import latex
-    >>> i, a = sp.symbols("i a"); latex(window_index(i, a, 1)), latex(window_index(i, a, 2))
-    ('a + i - 1', 'a + 2 i - 2')
+    >>> i, r = sp.symbols("i r"); latex(window_index(i, r, 1)), latex(window_index(i, r, 2))
+    ('i + r - 1', '2 i + r - 2')
     """
     from render.printer import tidy_add
 
-    return tidy_add(stride * (i - 1) + a)
+    return tidy_add(stride * (i - 1) + r)

@@ -26,6 +26,15 @@ def formula(layer: Loss, key: str) -> sp.Expr:
     return eq(grad(n_in), sym(n_out) - Y)
 
 
+def _lecture_rule() -> sp.Expr:
+    """The lecture's loss rule, ∂L/∂Z_2 = A_2 − Y, with the names of the lecture's network (the seed spec)."""
+    from symbolic.network import make_layers
+    from symbolic.spec import load_spec
+
+    seed_loss = make_layers(load_spec())[1]
+    return formula(seed_loss, "input")
+
+
 def forward(model: Model, layer: Loss) -> list:
     """The loss: the prediction, the loss in the textbook form, and the form the engine builds (proven equal)."""
     n_in, n_out = layer.names["in"], layer.names["out"]
@@ -42,7 +51,14 @@ def forward(model: Model, layer: Loss) -> list:
             Display(eq(sp.Symbol("L"), -IndexSum(y[k] * sp.log(a[k]), (k, 1, m)))),
             Para(
                 words(
-                    "The engine builds it as log-sum-exp minus the label-weighted scores (the two forms are proven equal when ",
+                    "Since ",
+                    eq(sp.log(a[k]), sp.Add(z[k], -op("lse", sym(n_in)), evaluate=False)),
+                    ", where the log-sum-exp is ",
+                    eq(op("lse", sym(n_in)), sp.log(IndexSum(sp.exp(z[k]), (k, 1, m)))),
+                    ", the loss is ",
+                    sp.Mul(IndexSum(y[k], (k, 1, m)), op("lse", sym(n_in)), evaluate=False),
+                    " minus the label-weighted scores. The label sums to 1, so the engine builds it as log-sum-exp minus the "
+                    "label-weighted scores (the two forms are proven equal when ",
                     Y,
                     " sums to 1):",
                 )
@@ -78,7 +94,17 @@ def backward(model: Model, layer: Loss) -> list:
         why = [
             Para(words("The derivative of log-sum-exp is the softmax, and the label-weighted sum gives the label:")),
             Display(eq(Partial(op("lse", sym(n_in)), z[k]), a[k])),
-            Para(words("so ", eq(Partial(sp.Symbol("L"), z[k]), sp.Add(a[k], -y[k], evaluate=False)), ": prediction minus label.")),
+            Para(
+                words(
+                    "so ",
+                    eq(Partial(sp.Symbol("L"), z[k]), sp.Add(a[k], -y[k], evaluate=False)),
+                    ": prediction minus label. This is where the label summing to 1 matters: without it the first term would be ",
+                    a[k],
+                    " times the label's sum. It is the same form as the lecture's sigmoid with binary cross-entropy, where ",
+                    _lecture_rule(),
+                    ": softmax cross-entropy is its generalization to several classes.",
+                )
+            ),
         ]
     elif isinstance(layer, BCE):
         why = [Para(words("The derivative of softplus is the sigmoid, so the gradient is prediction minus label:"))]

@@ -106,12 +106,14 @@ def blocks(model: Model) -> list:
         Para(
             words(
                 f"This handout derives every gradient of the network “{spec.label}”: an input of {shape_text(spec.input)}, "
-                f"then {len(model.layers)} layers ({kinds}) and a {loss_name(loss)} loss. Training by gradient descent needs the "
+                f"then {len(model.layers)} layers ({kinds}) and the loss, {loss_name(loss)} (layer {loss.index}). Training by gradient descent needs the "
                 f"gradient of the loss with respect to each of its {spec.n_params} trainable parameters: ",
                 *gradient_words,
                 ", each with the shape of its parameter. Backpropagation finds them by walking the layers from the loss back to "
-                "the input, one rule per layer. Every formula below is printed from the engine's own expressions; every rule is "
-                "proven exactly (Appendix); every number comes from code generated from those expressions.",
+                "the input, one rule per layer. “The engine” below is cnn-derive's symbolic core: it builds every entry of every stage as "
+                "an exact expression in the input and the parameters, and differentiates those expressions. Every formula below is "
+                "printed from the engine's own expressions (“as the engine builds it” marks one shown as built, not typed by hand); "
+                "every rule is proven exactly (Appendix); every number comes from code generated from those expressions.",
             )
         ),
         Heading("1. The network", 1, "network"),
