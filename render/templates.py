@@ -17,7 +17,6 @@ import jinja2
 import markupsafe
 
 from render.blocks import Document, Link, Strong
-from render.mathml import to_mathml
 from render.printer import latex, number, numbers, text
 from symbolic.errors import RenderError
 
@@ -84,6 +83,9 @@ def environment(fmt: str) -> jinja2.Environment:
     env.filters["nummat"] = lambda arr, boxed=None, digits=4: latex(numbers(arr, digits, boxed), one=one)
     env.filters["esc"] = {"tex": _escape_tex, "html": markupsafe.escape}.get(fmt, str)
     if fmt == "html":
+        # latex2mathml (and the xml modules it pulls in) only for the HTML handout: about 0.5 s of imports.
+        from render.mathml import to_mathml
+
         env.filters["mathml"] = lambda expr, display=False: markupsafe.Markup(to_mathml(latex(expr, one=one), display))
         env.filters["plain"] = text
     # Words parts are told apart by their types (render.blocks), never by what they say.
