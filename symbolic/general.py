@@ -1337,6 +1337,7 @@ def _gpad_def(shift_h: Expr = K_h - 1) -> Lambda:
 _CONV_FORWARD = Eq(
     Z[bo, bi, bj],
     bias[bo] + Sum(Wt[bo, bc, ba, bb] * Xpad[bc, s * bi + ba, s * bj + bb], (bc, 0, C - 1), (ba, 0, K_h - 1), (bb, 0, K_w - 1)),
+    evaluate=False,
 )
 _CONV_TENSORS = {"X": (C, H, W), "W": (O, C, K_h, K_w), "b": (O,), "gbar": (O, H_o, W_o)}
 _CONV_REFUTE = (PRESET_CONV, RECT_CONV, {"C": 1, "O": 1, "H": 4, "W": 4, "Kh": 2, "Kw": 2, "s": 1, "p": 1})
@@ -1444,11 +1445,13 @@ _ISMAX_DEF = Lambda(
     ),
 )
 FIRST_ARGMAX_DEFINITIONS: tuple[Eq, ...] = (
-    Eq(first_sel[_cc, _mm, _nn, ba, bb], _FIRST_DEF.expr),
-    Eq(amax_row[_cc, _mm, _nn], Sum(ba * first_sel[_cc, _mm, _nn, ba, bb], (ba, 0, k_h - 1), (bb, 0, k_w - 1))),
-    Eq(amax_col[_cc, _mm, _nn], Sum(bb * first_sel[_cc, _mm, _nn, ba, bb], (ba, 0, k_h - 1), (bb, 0, k_w - 1))),
+    Eq(first_sel[_cc, _mm, _nn, ba, bb], _FIRST_DEF.expr, evaluate=False),
+    Eq(amax_row[_cc, _mm, _nn], Sum(ba * first_sel[_cc, _mm, _nn, ba, bb], (ba, 0, k_h - 1), (bb, 0, k_w - 1)), evaluate=False),
+    Eq(amax_col[_cc, _mm, _nn], Sum(bb * first_sel[_cc, _mm, _nn, ba, bb], (ba, 0, k_h - 1), (bb, 0, k_w - 1)), evaluate=False),
 )
-IS_MAX_DEFINITION: Eq = Eq(is_max[_cc, _mm, _nn, ba, bb], _ISMAX_DEF.expr)
+# Definitions are recorded unevaluated: evaluating would only ask SymPy's assumptions (half a
+# second at import) whether the two sides are already equal.
+IS_MAX_DEFINITION: Eq = Eq(is_max[_cc, _mm, _nn, ba, bb], _ISMAX_DEF.expr, evaluate=False)
 
 
 def first_argmax(window: np.ndarray) -> tuple[int, int]:
