@@ -561,3 +561,27 @@ def test_the_window_map_is_explicit(doc):
 def test_softplus_is_defined_where_first_used(doc):
     para = next(b for b in section(doc, "2. Forward propagation") if isinstance(b, Para) and "saturates" in plain(b.words))
     assert any(isinstance(e, sp.Eq) and "softplus" in latex(e) and r"e^{z}" in latex(e) for e in para.words.parts)
+
+
+def test_mpmath_quotients_are_kept_exactly_and_recomputed_when_the_point_moves(tmp_path, monkeypatch):
+    """The kept quotients are mpmath's own, bit for bit; another point (or an empty cache) computes afresh."""
+    from render.document import seed_sizes
+    from render.lecture.example import worked_example
+    from symbolic import check
+    from symbolic.network import build
+
+    monkeypatch.setenv("CNN_DERIVE_CACHE", str(tmp_path))
+    spec = load_spec()
+    net = build(spec)
+    example = worked_example(spec, seed_sizes(spec), list(net.entries()))
+    names = list(example.names)[:3]
+    calls = []
+    real = check.evaluate_mp
+    monkeypatch.setattr(check, "evaluate_mp", lambda *a, **k: calls.append(1) or real(*a, **k))
+    first = checks.one_sided(spec, net, example, names)
+    assert len(calls) == 1 + 2 * len(names)
+    again = checks.one_sided(spec, net, example, names)
+    assert again == first and len(calls) == 1 + 2 * len(names), "the second call must read the kept quotients"
+    moved = dataclasses.replace(example, values=tuple(v + 0.5 for v in example.values))
+    checks.one_sided(spec, net, moved, names)
+    assert len(calls) == 2 * (1 + 2 * len(names)), "a new point must be computed, never read from another point"

@@ -48,7 +48,7 @@ def seed_document(spec: NetworkSpec, *, training=None, case: dict | None = None,
         model = general.general_model(spec)
         picked = checks.representative(list(example.names), spec.param_shapes)
         say(f"checking {len(picked)} gradient entries with mpmath")
-        slopes = checks.slopes(full, example, picked)
+        slopes = checks.slopes(spec, full, example, picked)
         say("writing the sections")
         blocks = (
             *network.context(lec),

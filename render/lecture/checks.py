@@ -176,27 +176,64 @@ def representative(names: list, shapes: dict) -> list:
     return out
 
 
-def slopes(net, example, names: list) -> list:
+def _exact(x) -> list:  # noqa: ANN001 - an mpmath.mpf
+    """An mpf as [mantissa, exponent]: JSON that gives back the very same number."""
+    sign, man, exp, _ = x._mpf_
+    return [-man if sign else man, exp]
+
+
+def one_sided(spec, net, example, names: list) -> list:  # noqa: ANN001 - a NetworkSpec and a built network
+    """mpmath's right and left difference quotients of ``net.L`` at the example's point, per name, exactly.
+
+    They depend only on the network (the engine's source and ``spec``), the point and the check's own
+    settings, never on the engine's gradients they are compared with; so an earlier build's quotients
+    for the same key are read back (``symbolic.numeric.cache.remembered``), as the PyTorch gradients
+    are, and mpmath's 0.4 s are paid once.
+    """
+    from symbolic.numeric.cache import remembered, source_digest
+
+    def compute() -> list:
+        import mpmath
+
+        from symbolic.check import evaluate_mp
+
+        entries = net.entries()
+        xs = list(np.asarray(net.stages["X"], dtype=object).ravel())
+        with mpmath.workdps(DPS):
+            h = mpmath.mpf(H)
+            point = {s: mpmath.mpf(float(v)) for s, v in zip(xs, np.ravel(example.inputs["X"]))}
+            point.update({entries[p]: mpmath.mpf(v) for p, v in zip(example.names, example.values)})
+            point.update({s: mpmath.mpf(example.inputs["Y"]) for s in np.ravel(net.Y)})
+            base = evaluate_mp(net.L, point)
+            out = []
+            for name in names:
+                up, down = dict(point), dict(point)
+                up[entries[name]] += h
+                down[entries[name]] -= h
+                out.append([name, _exact((evaluate_mp(net.L, up) - base) / h), _exact((base - evaluate_mp(net.L, down)) / h)])
+            return out
+
+    what = {
+        "engine": source_digest(),
+        "check": Path(__file__).read_text(),
+        "spec": repr(spec),
+        "point": {k: np.asarray(v, dtype=float).tolist() for k, v in example.inputs.items()},
+        "values": [float(v) for v in example.values],
+        "names": list(names),
+        "dps": DPS,
+        "h": H,
+        "mpmath": importlib.metadata.version("mpmath"),
+    }
+    return remembered("mpmath-slopes", what, compute)
+
+
+def slopes(spec, net, example, names: list) -> list:  # noqa: ANN001 - a NetworkSpec and a built network
     """The mpmath check of ``names`` (parameter entries) at the example's point, from ``net.L`` alone."""
     import mpmath
 
-    from symbolic.check import evaluate_mp
-
-    entries = net.entries()
-    xs = list(np.asarray(net.stages["X"], dtype=object).ravel())
     engine = dict(zip(example.names, example.grads))
     with mpmath.workdps(DPS):
-        h = mpmath.mpf(H)
-        point = {s: mpmath.mpf(float(v)) for s, v in zip(xs, np.ravel(example.inputs["X"]))}
-        point.update({entries[p]: mpmath.mpf(v) for p, v in zip(example.names, example.values)})
-        point.update({s: mpmath.mpf(example.inputs["Y"]) for s in np.ravel(net.Y)})
-        base = evaluate_mp(net.L, point)
-        raw = []
-        for name in names:
-            up, down = dict(point), dict(point)
-            up[entries[name]] += h
-            down[entries[name]] -= h
-            raw.append((name, (evaluate_mp(net.L, up) - base) / h, (base - evaluate_mp(net.L, down)) / h))
+        raw = [(name, mpmath.mpf(tuple(right)), mpmath.mpf(tuple(left))) for name, right, left in one_sided(spec, net, example, names)]
         scale = max([abs(r) for _, r, _ in raw] + [abs(left) for _, _, left in raw] + [mpmath.mpf("1e-300")])
         out = []
         for name, right, left in raw:

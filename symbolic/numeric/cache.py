@@ -54,7 +54,12 @@ _NOT_COMPILED = {
 
 
 @lru_cache(maxsize=1)
-def _source_digest() -> str:
+def source_digest() -> str:
+    """A digest of the engine's source (every module a compiled program depends on).
+
+    >>> len(source_digest())
+    64
+    """
     h = hashlib.sha256()
     root = Path(__file__).resolve().parents[1]
     for path in sorted(root.rglob("*.py")):
@@ -73,7 +78,7 @@ def key(spec: NetworkSpec, backend: str, outputs: str) -> str:
     True
     """
     what = dataclasses.replace(spec, name="", batch=1)
-    parts = [repr(what), repr(what.shapes), backend, outputs, platform.python_version(), se.__version__, _source_digest()]
+    parts = [repr(what), repr(what.shapes), backend, outputs, platform.python_version(), se.__version__, source_digest()]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32] + ".pickle"
 
 
