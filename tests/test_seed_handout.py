@@ -299,7 +299,7 @@ def _lecture():
 
 def test_crosscheck_names_the_kinks_and_prints_no_central_difference_there():
     lec = _lecture()
-    slopes = checks.slopes(lec.full, lec.example, list(lec.example.names))
+    slopes = checks.slopes(lec.spec, lec.full, lec.example, list(lec.example.names))
     kinks = {s.name for s in slopes if s.central is None}
     # The tie of window p_21 (a_32 = a_41) is a kink for each weight that sees different inputs there.
     assert kinks and kinks <= {f"w_{i}{j}" for i in (1, 2, 3) for j in (1, 2, 3)}
