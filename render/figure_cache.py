@@ -29,7 +29,7 @@ def digest(fig: Figure) -> str | None:
 
     >>> import numpy as np
     >>> from render.blocks import words
-    >>> from render.layer_figures import panels as matrix_panel
+    >>> from render.drawings import panels as matrix_panel
     >>> a = Figure("a.png", words("A"), matrix_panel, {"mats": [np.eye(2)], "titles": ["I"]})
     >>> b = Figure("b.png", words("B"), matrix_panel, {"mats": [np.eye(2)], "titles": ["I"]})
     >>> c = Figure("a.png", words("A"), matrix_panel, {"mats": [2 * np.eye(2)], "titles": ["I"]})
@@ -54,7 +54,7 @@ def draw(fig: Figure, path: Path) -> None:
 
     >>> import tempfile, numpy as np
     >>> from render.blocks import words
-    >>> from render.layer_figures import panels as matrix_panel
+    >>> from render.drawings import panels as matrix_panel
     >>> fig = Figure("m.png", words("M"), matrix_panel, {"mats": [np.eye(2)], "titles": ["I"]})
     >>> with tempfile.TemporaryDirectory() as tmp:
     ...     saved = os.environ.get("CNN_DERIVE_CACHE"); os.environ["CNN_DERIVE_CACHE"] = tmp

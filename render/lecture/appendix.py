@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import sympy as sp
 
+from render import drawings
 from render.blocks import Display, Figure, Heading, PageBreak, Para, Table, Words, words
 from render.document import require_seed
-from render.lecture import drawings
 from render.lecture.checks import H
 from render.lecture.common import CROSSCHECK, PROOFS, Lecture, count, long_sum, shape
 from render.lecture.conv import SEVEN

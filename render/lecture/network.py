@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import sympy as sp
 
+from render import drawings
 from render.blocks import Display, Figure, Heading, Items, Link, Para, Strong, Table, words
-from render.lecture import drawings
 from render.lecture.common import CROSSCHECK, PROOFS, Lecture, count, first, label, long_sum, shape, shown, terms
 from render.notation import Conv, Flow, Partial, S, Sigma, Softplus, Stack, T, chain, eq
 from symbolic.network import build

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import sympy as sp
 
+from render import drawings
 from render.blocks import Display, Figure, Heading, Link, Para, Table, words
 from render.cells import format_value
-from render.lecture import drawings
 from render.lecture.checks import representative
 from render.lecture.common import CROSSCHECK, Lecture, count, long_sum, pack, shape, width
 from render.lecture.network import A1, A2, B1, B2, P1, W1, W2, Z1, Z2, L, X, Y

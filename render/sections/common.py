@@ -210,7 +210,7 @@ def value_blocks(name: str, arr: np.ndarray, *, gradient: bool = False, file: st
     >>> print(*[latex(b.expr) for b in value_blocks("B1", np.array([0.5]), gradient=True)])
     \frac{\partial L}{\partial B_{1}} = 0.5
     """
-    from render.layer_figures import panels
+    from render.drawings import panels
 
     def lhs(idx: tuple) -> sp.Expr:
         return Partial(sp.Symbol("L"), piece_name(name, idx)) if gradient else piece_name(name, idx)

@@ -6,7 +6,7 @@ import numpy as np
 import sympy as sp
 
 from render.blocks import Display, Figure, Para, words
-from render.layer_figures import panels
+from render.drawings import panels
 from render.notation import Bar, IndexSum, Partial, eq
 from render.sections.common import (
     Model,

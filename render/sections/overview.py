@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from render.blocks import Figure, Heading, Para, Strong, Table, words
-from render.layer_figures import network
+from render.drawings import architecture
 from render.sections.common import Model, grad, shape_text, sym
 from symbolic.layers import AvgPool, Conv2D, Dense, Flatten, MaxPool
 from symbolic.layers.activation import Activation
@@ -120,7 +120,7 @@ def blocks(model: Model) -> list:
         Figure(
             "architecture.png",
             words("The network, with the shape of every stage; the arrows that carry parameters are trained."),
-            network,
+            architecture,
             {"shapes": shapes},
         ),
         Table((words("quantity"), words("shape"), words("what it is")), tuple(stage_rows), "lll"),

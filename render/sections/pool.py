@@ -7,7 +7,7 @@ import symengine as se
 import sympy as sp
 
 from render.blocks import Display, Figure, Para, words
-from render.layer_figures import panels
+from render.drawings import panels
 from render.notation import Bar, Between, IndexSum, Partial, Wins, eq
 from render.sections.common import Model, count_terms, engine_entry, entry_base, grad, grad_label, mark, op, shape_text, sym, window_index
 from symbolic.layers import MaxPool

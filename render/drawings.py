@@ -1,5 +1,5 @@
-"""The lecture handout's pictures as ``Figure.draw`` callables, ``draw(path, **data)``: the build's
-calling convention (the path first, the data by keyword) put in front of ``render.figures``."""
+"""Both handouts' pictures as ``Figure.draw`` callables, ``draw(path, **data)``: the build's calling
+convention (the path first, the data by keyword) put in front of ``render.figures``."""
 
 from __future__ import annotations
 
@@ -25,7 +25,13 @@ def architecture(path: str | Path, *, shapes) -> Path:
 
 
 def panels(path: str | Path, *, mats, titles, marks=None, shared=False) -> Path:
-    """Matrices side by side (``figures.matrix_panel``); ``shared``: the panels (True: all) that share one colour range."""
+    """Matrices side by side (``figures.matrix_panel``); ``marks`` outlines cells (window members,
+    winners); ``shared``: the panels (True: all) that share one colour range.
+
+    >>> import pathlib, tempfile; d = pathlib.Path(tempfile.mkdtemp())
+    >>> panels(d / "p.png", mats=[[[1, -2], [0, 3]]], titles=["Z1"], marks=[[[1, 0], [0, 0]]]).name
+    'p.png'
+    """
     return _figures().matrix_panel(list(mats), list(titles), path, marks=None if marks is None else list(marks), shared=shared)
 
 
