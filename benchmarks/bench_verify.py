@@ -17,7 +17,7 @@ import os
 import subprocess
 import time
 
-from _common import cli_command, machine_header, verdict  # noqa: I001
+from _common import cli_command, machine_header, user_env, verdict  # noqa: I001
 
 
 def judge(name: str, ok: bool, figure: str) -> None:
@@ -33,7 +33,7 @@ MEMORY_TARGET_MB = 1024
 def run(args: list[str]) -> tuple[float, float, int, str]:
     """Wall seconds, peak resident MiB, exit code and output of one fresh `cnn-derive` process."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cli_command() + args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(cli_command() + args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=user_env())
     out = proc.stdout.read() if proc.stdout else ""
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0

@@ -16,7 +16,7 @@ import symengine as se
 import tomllib
 
 from symbolic.numeric import cache, compile_network, llvm
-from symbolic.spec import load_spec, presets
+from symbolic.spec import load_spec, presets, seed_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -103,3 +103,44 @@ def test_without_llvm_it_falls_back_to_numpy_with_one_notice(monkeypatch, capsys
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "numpy backend" in err
     compile_network.cache_clear()
+
+
+def test_auto_fuses_the_seed_family_and_stages_deep_networks(tmp_path, monkeypatch):
+    # The choice is measured on the inlined outputs, not read from a name: the seed family
+    # inlines into one function; part3's nested Piecewise would inline into 5e12 tree nodes.
+    monkeypatch.setenv("CNN_DERIVE_CACHE", str(tmp_path))
+    compile_network.cache_clear()
+    seed, part3 = compile_network(seed_spec(8, 3), outputs="gradients"), compile_network(load_spec("part3"), outputs="gradients")
+    assert (seed.backend, part3.backend) == ("llvm", "numpy")
+    assert seed._program.fused
+    compile_network.cache_clear()
+
+
+def test_the_fused_program_at_o1_agrees_with_numpy(tmp_path, monkeypatch):
+    # Large programs compile at -O1 (28×28 does); the same expressions must give the same numbers.
+    monkeypatch.setenv("CNN_DERIVE_CACHE", str(tmp_path))
+    monkeypatch.setattr(llvm, "O1_NODES", 0)
+    compile_network.cache_clear()
+    spec = seed_spec(9, 4)
+    rng = np.random.default_rng(7)
+    X, Y = rng.normal(size=(30, 9, 9)), rng.uniform(size=30)
+    params = {k: rng.normal(size=s) for k, s in spec.param_shapes.items()}
+    a = compile_network(spec, backend="llvm")(X, Y, **params)
+    b = compile_network(spec, backend="numpy")(X, Y, **params)
+    for key in a:
+        np.testing.assert_allclose(a[key], b[key], rtol=1e-12, err_msg=key)
+    compile_network.cache_clear()
+
+
+def test_one_sample_fast_path_gives_the_batch_path_numbers():
+    # One sample goes a short way (no batch reshapes); it must give what a batch of it gives.
+    spec = load_spec()
+    net = compile_network(spec)
+    rng = np.random.default_rng(3)
+    X, W1, W2 = rng.normal(size=(6, 6)), rng.normal(size=(3, 3)), rng.normal(size=4)
+    one = net(X, 0.25, W1=W1, B1=0.5, W2=W2, B2=-1.0)
+    two = net(np.stack([X, X]), [0.25, 0.25], W1=W1, B1=0.5, W2=W2, B2=-1.0)
+    as_lists = net(X.tolist(), 0.25, W1=W1.tolist(), B1=[0.5], W2=W2.tolist(), B2=-1)
+    assert one.keys() == two.keys() == as_lists.keys()
+    for key in one:
+        assert np.array_equal(one[key], two[key][0]) and np.array_equal(one[key], as_lists[key]), key

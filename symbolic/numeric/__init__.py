@@ -213,19 +213,32 @@ def compile_outputs(spec: NetworkSpec, backend: str, outputs: str = "all", net: 
         wanted = ["L", one.stages[-2], *(f"dL/d{p}" for p in one.param_shapes)]
         symbolic = {k: symbolic[k] for k in wanted}
     inputs = list(net.inputs.ravel()) + [s for arr in net.params.values() for s in arr.ravel()] + list(net.Y.ravel())
-    # numpy pays per operation, so every stage is computed once (staged); LLVM pays per level
-    # (a call and a copy of every row), so it gets the fewest levels: atoms only.
-    steps, mapping = staged_program(net) if backend == "numpy" else (atom_levels(net), {})
     keys = list(symbolic)
     shapes = {k: np.shape(v) for k, v in symbolic.items()}
-    memo: dict = {}
-    flat = [pull_common_factors(se.sympify(e).xreplace(mapping), memo) for k in keys for e in np.asarray(symbolic[k], dtype=object).ravel()]
-    if backend == "llvm":
-        from symbolic.numeric.llvm import compile_llvm
 
-        program = compile_llvm(inputs, steps, flat)
-    else:
-        program = compile_program(inputs, steps, flat)
+    def flat(mapping: dict) -> list[se.Expr]:
+        memo: dict = {}
+        return [
+            pull_common_factors(se.sympify(e).xreplace(mapping), memo) for k in keys for e in np.asarray(symbolic[k], dtype=object).ravel()
+        ]
+
+    program: Callable[[np.ndarray], np.ndarray] | None = None
+    if backend in ("llvm", "auto"):
+        from symbolic.numeric import llvm
+
+        # Machine code is best as one function with every atom inlined; where the network is
+        # too deep to inline (``llvm.fuse`` says), "auto" takes numpy's staged program, which
+        # measured faster than LLVM's one function per level (part3: 12 against 40 µs a sample).
+        steps, outputs = atom_levels(net), flat({})
+        fused = llvm.fuse(steps, outputs)
+        if fused is not None or backend == "llvm":
+            program, backend = llvm.compile_llvm(inputs, steps, outputs, fused), "llvm"
+        else:
+            backend = "numpy"
+    if program is None:
+        # numpy pays per operation, so every stage entry is computed once, as a variable.
+        steps, mapping = staged_program(net)
+        program = compile_program(inputs, steps, flat(mapping))
     return Compiled(backend, keys, shapes, len(inputs), program, time.perf_counter() - t0)
 
 
@@ -262,6 +275,11 @@ class NumericNetwork:
             n = math.prod(self.shapes[key])
             self._slices[key] = (at, at + n, self.shapes[key])
             at += n
+        self._pieces = [(key, a, b, shp) for key, (a, b, shp) in self._slices.items()]
+        self._y_at = self.n_inputs - self._sizes["Y"][0]
+        self._layouts: dict[tuple, bool] = {}
+        one = getattr(self._program, "one", None)
+        self._one: Callable[[np.ndarray], np.ndarray] = one if one is not None else (lambda row: self._program(row[None, :])[0])
 
     def _arg(self, name: str, value: object, full: Shape) -> tuple[np.ndarray, Shape]:
         try:
@@ -280,35 +298,45 @@ class NumericNetwork:
         raise CaseError(f"{name}: expected shape {full}{alt} for {self.spec.label}, with optional leading batch axes; got {arr.shape}")
 
     def _one_sample(self, values: list) -> dict[str, np.ndarray] | None:
-        """The fast path for one sample written with exactly its sizes: None where it does not apply.
+        """The fast path for one sample of arrays (or numbers) with exactly its sizes.
 
-        Anything unusual (a batch axis, another layout, a bad number) goes the general way, which
-        also words the refusals.
+        None where it does not apply: anything unusual (a batch axis, a list, a bad number) goes
+        the general way, which also words the refusals. Shapes are judged once per shape and
+        remembered, since the API is called in loops with the same layouts.
         """
         row = np.empty(self.n_inputs)
         at = 0
         for name, value in zip(self._arg_names, values):
             size = self._sizes[name][0]
-            try:
-                flat = np.ravel(value)
-            except (TypeError, ValueError):
+            if type(value) is np.ndarray:
+                key = (name, value.shape, value.dtype.kind)
+                ok = self._layouts.get(key)
+                if ok is None:
+                    ok = self._layouts[key] = (
+                        value.size == size and value.dtype.kind in "fiu" and squeezed(value.shape) == self._sizes[name][1]
+                    )
+                if not ok:
+                    return None
+                row[at : at + size] = value.ravel()
+            elif size == 1 and isinstance(value, (float, int, np.floating, np.integer)) and type(value) is not bool:
+                row[at] = value
+            else:
                 return None
-            if flat.size != size or flat.dtype.kind not in "fiu" or squeezed(np.shape(value)) != self._sizes[name][1]:
-                return None
-            row[at : at + size] = flat
             at += size
         if not np.isfinite(row).all():
             return None
-        y = row[at - self._sizes["Y"][0] : at]
-        if self.spec.loss in ("bce", "softmax_ce") and ((y < 0).any() or (y > 1).any()):
-            return None
-        if self.spec.loss == "softmax_ce" and abs(y.sum() - 1) > 1e-9:
-            return None
-        flat_out = self._program(row[None, :])[0]
+        if self.spec.loss == "bce" and self._y_at == self.n_inputs - 1:
+            if not 0.0 <= row[-1] <= 1.0:
+                return None
+        elif self.spec.loss in ("bce", "softmax_ce"):
+            y = row[self._y_at :]
+            if y.min() < 0 or y.max() > 1 or self.spec.loss == "softmax_ce" and abs(y.sum() - 1) > 1e-9:
+                return None
+        flat_out = self._one(row)
         if not np.isfinite(flat_out).all():
             return None
         flat_out += 0.0  # turns -0.0 into 0.0
-        return {key: flat_out[a:b].reshape(shp) for key, (a, b, shp) in self._slices.items()}
+        return {key: flat_out[a:b].reshape(shp) for key, a, b, shp in self._pieces}
 
     def __call__(self, X: object, Y: object, mean: bool = False, **params: object) -> dict[str, np.ndarray]:
         if params.keys() != self.param_shapes.keys():
@@ -399,9 +427,9 @@ def compile_network(spec: NetworkSpec, backend: str = "auto", outputs: str = "al
 
     ``backend``: "llvm" (SymEngine's LLVM backend: machine code), "numpy" (generated numpy
     code, the portable fallback) or "auto": LLVM where this SymEngine has it and the program
-    fuses into one function (up to ``llvm.INLINE_ATOMS`` atoms, the seed's size), numpy's
-    staged program beyond, which measured faster there. Both are lambdified from the same
-    expressions. LLVM programs are kept in the user's cache folder
+    fuses into one function (``llvm.fuse``: the seed family up to 28×28), numpy's staged
+    program for deeper networks, which measured faster there. Both are lambdified from the
+    same expressions. Compiled programs are kept in the user's cache folder
     (``cache.folder()``), so a second process loads them instead of compiling; where
     compiling took over a second, the time and the cache hit are reported on stderr unless
     ``quiet``.
@@ -445,13 +473,7 @@ def _compiled(spec: NetworkSpec, backend: str, outputs: str) -> tuple[NumericNet
                 f"(compiling took {hit.seconds:.1f} s)"
             )
         return NumericNetwork(spec, hit), tuple(notices)
-    net = None
-    if backend == "auto":
-        # Machine code wins where the program fuses into one function; past that, one LLVM
-        # call per level costs more than numpy's vectorised staged program (measured).
-        net = build(dataclasses.replace(spec, batch=1) if spec.batch != 1 else spec)
-        backend = "llvm" if len(net.atoms.by_symbol) <= llvm.INLINE_ATOMS else "numpy"
-    compiled = compile_outputs(spec, backend, outputs, net)
+    compiled = compile_outputs(spec, backend, outputs)
     cache.store(key, compiled)
     if compiled.seconds > 1:
         notices.append(f"compiled {spec.label} ({compiled.backend}) in {compiled.seconds:.1f} s; cached in {cache.folder()}")

@@ -1,10 +1,12 @@
 """Machine code from the same expressions: SymEngine's LLVM backend, level by level.
 
 A program is the inputs, levels of atom assignments (each atom from its definition), and the
-outputs. Small programs are compiled as one function, with every atom inlined into the
-outputs and LLVM's common-subexpression elimination sharing the pieces; larger ones as one
-function per level, whose results feed the next (inlining would make SymEngine's cse walk an
-exponentially large tree).
+outputs. Where it can, the program is compiled as one function, with every atom inlined into
+the outputs and SymEngine's common-subexpression elimination sharing the pieces: the seed
+family at every size up to 28×28. Inlining an atom whose definition holds other atoms nests
+them, and deep networks (part3: two conv layers, tanh, softmax) inline into trees of 10¹²
+nodes that neither cse nor LLVM get through; ``fuse`` measures that before compiling, and
+such programs get one function per level instead, whose results feed the next.
 
 LLVM has no ``log1p``; it is compiled as its own expression: the Taylor series for u < 1/100
 (8 terms: the truncation error is below u⁹/9, so under 2e-16 relative) and log(1 + u) above,
@@ -19,7 +21,14 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import symengine as se
 
-INLINE_ATOMS = 128  # up to this many atoms, one fused function (the seed at n = 8 has 74)
+# Limits of one fused function, measured on the inlined outputs: the tree counted without
+# sharing (what a walk that does not remember visits: seed 28×28 4e8, lenet-tiny 2e10, part3
+# 5e12) and the distinct nodes, which set the compile time (28×28: 2e4 nodes, 10 s at -O1).
+FUSE_TREE = 10**9
+FUSE_NODES = 25_000
+# -O2 is the default; past this many nodes -O1 compiles no slower and its code ran 10% faster
+# (28×28: 25 µs against 28 µs a sample; -O0 compiles 3× faster but runs 3× slower).
+O1_NODES = 5_000
 
 
 def log1p_expr(u: se.Expr) -> se.Expr:
@@ -53,6 +62,26 @@ def rewrite(expr: se.Expr, memo: dict) -> se.Expr:
     return out
 
 
+def inline(steps: Sequence[Sequence[tuple[se.Symbol, se.Expr]]], outputs: Sequence[se.Expr]) -> list[se.Expr]:
+    """The outputs with every atom replaced by its definition, itself inlined.
+
+    One substitution per level, over all its expressions at once: SymEngine converts the
+    mapping on every call, so a call per atom would cost the square of their number.
+
+    >>> x, a, b = se.symbols("x a b"); inline([[(a, 2 * x)], [(b, a + 1)]], [a * b])
+    [2*x*(1 + 2*x)]
+    """
+    sub: dict = {}
+    for level in steps:
+        values = se.DenseMatrix(len(level), 1, [e for _, e in level])
+        values = values.xreplace(sub) if sub else values
+        sub.update(zip((s for s, _ in level), values))
+    if not outputs:
+        return []
+    done = se.DenseMatrix(len(outputs), 1, list(outputs))
+    return list(done.xreplace(sub) if sub else done)
+
+
 def available() -> bool:
     """Whether this SymEngine was built with LLVM.
 
@@ -67,10 +96,47 @@ def available() -> bool:
     return True
 
 
+def sizes(exprs: Sequence[se.Expr]) -> tuple[int, int]:
+    """The tree size of ``exprs`` counted without sharing, and their distinct nodes.
+
+    ``x + 1`` is counted twice in the tree, once among the nodes (exp is a power of E):
+
+    >>> x = se.Symbol("x"); sizes([se.exp(x + 1) + (x + 1) ** 2])
+    (11, 8)
+    """
+    memo: dict = {}
+
+    def size(e: se.Expr) -> int:
+        hit = memo.get(e)
+        if hit is None:
+            hit = memo[e] = 1 + sum(size(a) for a in e.args)
+        return hit
+
+    return sum(size(e) for e in exprs), len(memo)
+
+
+Fused = tuple[list[se.Expr], int]  # the inlined outputs and their distinct nodes
+
+
+def fuse(steps: Sequence[Sequence[tuple[se.Symbol, se.Expr]]], outputs: Sequence[se.Expr]) -> Fused | None:
+    """The outputs with every atom inlined, ready for one function, or None past the limits.
+
+    >>> x, a = se.symbols("x a"); fused, nodes = fuse([[(a, se.Function("log1p")(x))]], [a + 1])
+    >>> fused[0].has(se.Function("log1p")(x)), nodes > 3
+    (False, True)
+    """
+    memo: dict = {}
+    steps = [[(s, rewrite(e, memo)) for s, e in level] for level in steps]
+    fused = inline(steps, [rewrite(e, memo) for e in outputs])
+    tree, nodes = sizes(fused)
+    return (fused, nodes) if tree <= FUSE_TREE and nodes <= FUSE_NODES else None
+
+
 class LLVMProgram:
     """The compiled program: call it with a (batch, len(inputs)) array, get (batch, len(outputs)).
 
-    It pickles (SymEngine's LLVM functions do), which is what the disk cache stores.
+    One function when ``fuse`` allows it (or when ``fused`` outputs are given), else one per
+    level. It pickles (SymEngine's LLVM functions do), which is what the disk cache stores.
     """
 
     def __init__(
@@ -78,29 +144,31 @@ class LLVMProgram:
         inputs: Sequence[se.Symbol],
         steps: Sequence[Sequence[tuple[se.Symbol, se.Expr]]],
         outputs: Sequence[se.Expr],
-        opt_level: int = 2,
+        fused: Fused | None = None,
     ) -> None:
+        self.n_outputs = len(outputs)
+        self.functions: list = []
+        fused = fused if fused is not None else fuse(steps, outputs)
+        self.fused = fused is not None
+        if fused is not None:
+            exprs, nodes = fused
+            opt = 1 if nodes > O1_NODES else 2
+            self.functions.append(se.Lambdify(list(inputs), exprs, backend="llvm", cse=True, opt_level=opt))
+            return
         memo: dict = {}
         steps = [[(s, rewrite(e, memo)) for s, e in level] for level in steps]
         outputs = [rewrite(e, memo) for e in outputs]
-        n_atoms = sum(len(level) for level in steps)
-        self.n_outputs = len(outputs)
-        self.functions: list = []
-        if n_atoms <= INLINE_ATOMS:
-            sub: dict = {}
-            for level in steps:
-                for sym, e in level:
-                    sub[sym] = se.sympify(e).xreplace(sub) if sub else se.sympify(e)
-            fused = [se.sympify(e).xreplace(sub) if sub else se.sympify(e) for e in outputs]
-            self.functions.append(se.Lambdify(list(inputs), fused, backend="llvm", cse=True, opt_level=opt_level))
-            self.fused = True
-        else:
-            known = list(inputs)
-            for level in steps:
-                self.functions.append(se.Lambdify(known, [e for _, e in level], backend="llvm", cse=True, opt_level=opt_level))
-                known = known + [s for s, _ in level]
-            self.functions.append(se.Lambdify(known, list(outputs), backend="llvm", cse=True, opt_level=opt_level))
-            self.fused = False
+        known = list(inputs)
+        for level in steps:
+            self.functions.append(se.Lambdify(known, [e for _, e in level], backend="llvm", cse=True, opt_level=2))
+            known = known + [s for s, _ in level]
+        self.functions.append(se.Lambdify(known, list(outputs), backend="llvm", cse=True, opt_level=2))
+
+    def one(self, row: np.ndarray) -> np.ndarray:
+        """One sample: a contiguous float row of the inputs in, a fresh row of the outputs out."""
+        if self.fused:
+            return self.functions[0](row)  # the API's one-sample path: no batch reshapes
+        return self(row[None, :])[0]
 
     def __call__(self, rows: np.ndarray) -> np.ndarray:
         rows = np.ascontiguousarray(rows, dtype=np.float64)
@@ -112,7 +180,10 @@ class LLVMProgram:
 
 
 def compile_llvm(
-    inputs: Sequence[se.Symbol], steps: Sequence[Sequence[tuple[se.Symbol, se.Expr]]], outputs: Sequence[se.Expr]
+    inputs: Sequence[se.Symbol],
+    steps: Sequence[Sequence[tuple[se.Symbol, se.Expr]]],
+    outputs: Sequence[se.Expr],
+    fused: Fused | None = None,
 ) -> Callable[[np.ndarray], np.ndarray]:
     """The LLVM counterpart of ``codegen.compile_program``, same calling convention.
 
@@ -121,7 +192,7 @@ def compile_llvm(
     >>> f(np.array([[2.0], [-1.0]])).tolist()
     [[3.0], [1.0]]
     """
-    return LLVMProgram(inputs, steps, outputs)
+    return LLVMProgram(inputs, steps, outputs, fused)
 
 
-__all__ = ["LLVMProgram", "available", "compile_llvm", "log1p_expr"]
+__all__ = ["LLVMProgram", "available", "compile_llvm", "fuse", "inline", "log1p_expr", "sizes"]
