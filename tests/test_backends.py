@@ -105,14 +105,19 @@ def test_without_llvm_it_falls_back_to_numpy_with_one_notice(monkeypatch, capsys
     compile_network.cache_clear()
 
 
-def test_auto_fuses_the_seed_family_and_stages_deep_networks(tmp_path, monkeypatch):
-    # The choice is measured on the inlined outputs, not read from a name: the seed family
-    # inlines into one function; part3's nested Piecewise would inline into 5e12 tree nodes.
+def test_auto_fuses_the_seed_family_and_goes_level_by_level_for_deep_networks(tmp_path, monkeypatch):
+    # The choice is measured on the expressions, not read from a name: the seed family inlines
+    # into one function; part3's nested Piecewise would inline into 5e12 tree nodes, so it gets
+    # one function per level; past LEVEL_ATOMS atoms, numpy's staged program.
     monkeypatch.setenv("CNN_DERIVE_CACHE", str(tmp_path))
     compile_network.cache_clear()
     seed, part3 = compile_network(seed_spec(8, 3), outputs="gradients"), compile_network(load_spec("part3"), outputs="gradients")
-    assert (seed.backend, part3.backend) == ("llvm", "numpy")
-    assert seed._program.fused
+    assert (seed.backend, seed._program.fused) == ("llvm", True)
+    assert (part3.backend, part3._program.fused) == ("llvm", False)
+    monkeypatch.setattr(llvm, "LEVEL_ATOMS", 100)
+    monkeypatch.setenv("CNN_DERIVE_CACHE", str(tmp_path / "other"))
+    compile_network.cache_clear()
+    assert compile_network(load_spec("part3"), outputs="gradients").backend == "numpy"
     compile_network.cache_clear()
 
 

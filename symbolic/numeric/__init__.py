@@ -227,12 +227,12 @@ def compile_outputs(spec: NetworkSpec, backend: str, outputs: str = "all", net: 
         from symbolic.numeric import llvm
 
         # Machine code is best as one function with every atom inlined; where the network is
-        # too deep to inline (``llvm.fuse`` says), "auto" takes numpy's staged program, which
-        # measured faster than LLVM's one function per level (part3: 12 against 40 µs a sample).
+        # too deep or too large for that (``llvm.fuse`` says), one function per level, up to
+        # ``llvm.LEVEL_ATOMS`` atoms; "auto" takes numpy's staged program beyond (see there).
         steps, outputs = atom_levels(net), flat({})
         fused = llvm.fuse(steps, outputs)
-        if fused is not None or backend == "llvm":
-            program, backend = llvm.compile_llvm(inputs, steps, outputs, fused), "llvm"
+        if backend == "llvm" or fused is not None or sum(map(len, steps)) <= llvm.LEVEL_ATOMS:
+            program, backend = llvm.LLVMProgram(inputs, steps, outputs, fused), "llvm"
         else:
             backend = "numpy"
     if program is None:
@@ -426,10 +426,11 @@ def compile_network(spec: NetworkSpec, backend: str = "auto", outputs: str = "al
     """The network for ``spec`` compiled to numbers (cached per spec in this process and on disk).
 
     ``backend``: "llvm" (SymEngine's LLVM backend: machine code), "numpy" (generated numpy
-    code, the portable fallback) or "auto": LLVM where this SymEngine has it and the program
-    fuses into one function (``llvm.fuse``: the seed family up to 28×28), numpy's staged
-    program for deeper networks, which measured faster there. Both are lambdified from the
-    same expressions. Compiled programs are kept in the user's cache folder
+    code, the portable fallback) or "auto": LLVM where this SymEngine has it, as one function
+    where the program inlines into one (``llvm.fuse``: the seed family up to 28×28), else
+    one function per level up to ``llvm.LEVEL_ATOMS`` atoms (part3, lenet-tiny), and numpy's
+    staged program for larger networks, which compiles faster there. Both are lambdified from
+    the same expressions. Compiled programs are kept in the user's cache folder
     (``cache.folder()``), so a second process loads them instead of compiling; where
     compiling took over a second, the time and the cache hit are reported on stderr unless
     ``quiet``.
