@@ -362,15 +362,22 @@ class NumericNetwork:
                 shapes = ", ".join(f"{n} {a.shape}" for n, (a, _) in zip(names, arrays))
                 raise CaseError(f"batch: the leading (batch) axes do not broadcast together: {shapes}") from None
             size = math.prod(batch)
-            # One row per sample, filled in place: no per-argument copies, no transposes.
+            # One row per sample, filled in place: no per-argument copies, no transposes; an
+            # argument without batch axes (the parameters, mostly) is broadcast by the assignment.
             rows = np.empty((size, self.n_inputs))
             at = 0
             for name, (a, b) in zip(names, arrays):
                 width = self._sizes[name][0]
-                rows[:, at : at + width] = np.broadcast_to(a, batch + a.shape[len(b) :]).reshape(size, width)
+                if b == batch:
+                    piece = a.reshape(size, width)
+                elif not b:
+                    piece = a.reshape(width)
+                else:
+                    piece = np.broadcast_to(a, batch + a.shape[len(b) :]).reshape(size, width)
+                rows[:, at : at + width] = piece
                 at += width
-        # One sample: one check of its row. A batch: each argument before broadcasting, once.
-        if not batch and not _finite(rows) or batch and not all(_finite(a) for a, _ in arrays):
+        # One pass over the rows; which argument is to blame is looked up only when one is.
+        if not _finite(rows):
             bad = next(n for n, (a, _) in zip(names, arrays) if not np.isfinite(a).all())
             raise CaseError(f"{bad}: expected finite numbers, got NaN or infinity")
         check_labels(self.spec, arrays[-1][0])
@@ -380,11 +387,10 @@ class NumericNetwork:
             raise CaseError(
                 "X: the forward pass overflows float64 at these values (L or a gradient is infinite or NaN); expected smaller magnitudes"
             )
-        out = {key: flat[:, a:b].reshape(batch + shp) for key, (a, b, shp) in self._slices.items()}
-        if mean:
-            axes = tuple(range(len(batch)))
-            out = {k: v.mean(axis=axes) for k, v in out.items()}
-        return out
+        if mean and batch:
+            # One reduction over the samples for every output at once.
+            flat, batch = flat.mean(axis=0, keepdims=True), ()
+        return {key: flat[:, a:b].reshape(batch + shp) for key, (a, b, shp) in self._slices.items()}
 
 
 def _finite(a: np.ndarray) -> bool:
