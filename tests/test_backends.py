@@ -149,3 +149,17 @@ def test_one_sample_fast_path_gives_the_batch_path_numbers():
     assert one.keys() == two.keys() == as_lists.keys()
     for key in one:
         assert np.array_equal(one[key], two[key][0]) and np.array_equal(one[key], as_lists[key]), key
+
+
+def test_a_level_by_level_program_gives_the_same_rows_in_chunks(monkeypatch):
+    # Level by level, rows run in chunks (a remainder too); each row's numbers must not depend on that.
+    spec = load_spec("part3")
+    net = compile_network(spec, backend="llvm", outputs="gradients")
+    assert not net._program.fused
+    rng = np.random.default_rng(11)
+    rows = rng.normal(size=(23, net.n_inputs))
+    whole = net._program(rows)
+    monkeypatch.setattr(llvm, "CHUNK", 5)
+    chunked = net._program(rows)
+    one_by_one = np.stack([net._program(rows[i : i + 1])[0] for i in range(len(rows))])
+    assert np.array_equal(whole, chunked) and np.array_equal(whole, one_by_one)

@@ -231,8 +231,13 @@ def compile_outputs(spec: NetworkSpec, backend: str, outputs: str = "all", net: 
         # ``llvm.LEVEL_ATOMS`` atoms; "auto" takes numpy's staged program beyond (see there).
         steps, outputs = atom_levels(net), flat({})
         fused = llvm.fuse(steps, outputs)
-        if backend == "llvm" or fused is not None or sum(map(len, steps)) <= llvm.LEVEL_ATOMS:
+        if fused is not None:
             program, backend = llvm.LLVMProgram(inputs, steps, outputs, fused), "llvm"
+        elif backend == "llvm" or sum(map(len, steps)) <= llvm.LEVEL_ATOMS:
+            # Level by level, every stage entry is a variable computed once (as for numpy):
+            # without them each level would compute the forward pass again up to its atoms.
+            steps, mapping = staged_program(net)
+            program, backend = llvm.LLVMProgram(inputs, steps, flat(mapping), None), "llvm"
         else:
             backend = "numpy"
     if program is None:

@@ -1,12 +1,13 @@
 """Machine code from the same expressions: SymEngine's LLVM backend, level by level.
 
-A program is the inputs, levels of atom assignments (each atom from its definition), and the
-outputs. Where it can, the program is compiled as one function, with every atom inlined into
+A program is the inputs, levels of assignments (each atom from its definition, and in the
+staged form each stage entry too), and the outputs. Where it can, the program is compiled as one function, with every atom inlined into
 the outputs and SymEngine's common-subexpression elimination sharing the pieces: the seed
 family at every size up to 28×28. Inlining an atom whose definition holds other atoms nests
 them, and deep networks (part3: two conv layers, tanh, softmax) inline into trees of 10¹²
 nodes that neither cse nor LLVM get through; ``fuse`` measures that before compiling, and
-such programs get one function per level instead, whose results feed the next.
+such programs get one function per level of the staged program instead, whose results feed
+the next.
 
 LLVM has no ``log1p``; it is compiled as its own expression: the Taylor series for u < 1/100
 (8 terms: the truncation error is below u⁹/9, so under 2e-16 relative) and log(1 + u) above,
@@ -29,12 +30,14 @@ FUSE_NODES = 25_000
 # -O2 is the default; past this many nodes -O1 compiles no slower and its code ran 10% faster
 # (28×28: 25 µs against 28 µs a sample; -O0 compiles 3× faster but runs 3× slower).
 O1_NODES = 5_000
-# Past the fused limits, one function per level up to this many atoms: it ran 2–25× faster
-# than numpy's staged program at batch 32 and as fast at 10 000 (part3 272 atoms, a 10-digit
-# softmax net 299), but each level copies the batch's rows, and its compile time grows faster
-# (seed 40×40, 2 888 atoms: 69 s against numpy's 25 s, for 138 against 252 µs a sample).
+# Past the fused limits, one function per level of the staged program (stage entries and
+# atoms as variables) up to this many atoms. It ran faster than numpy's staged program at
+# every batch (part3, 272 atoms: 8.6 against 14 µs a sample at 10 000 rows, 18 against 373 at
+# 32), but its compile time grows faster: the seed at 40×40 (2 888 atoms) took 67 s against
+# numpy's 29 s, for 179 against 306 µs a sample.
 LEVEL_ATOMS = 1_000
-LEVEL_OPT = 1  # per level, -O1 compiled 1.5× faster than -O2 and ran as fast (part3, a 10-digit softmax net)
+CHUNK = 128  # rows a level-by-level program runs at once
+LEVEL_OPT = 1  # per level, -O2 bought nothing measurable over -O1 (part3, a 10-digit softmax net)
 
 
 def log1p_expr(u: se.Expr) -> se.Expr:
@@ -172,7 +175,8 @@ def fuse(steps: Sequence[Sequence[tuple[se.Symbol, se.Expr]]], outputs: Sequence
 class LLVMProgram:
     """The compiled program: call it with a (batch, len(inputs)) array, get (batch, len(outputs)).
 
-    One function of the ``fused`` outputs (``fuse``) where given, else one per level. It pickles (SymEngine's LLVM functions do), which is what the disk cache stores.
+    One function of the ``fused`` outputs (``fuse``) where given, else one per level. It
+    pickles (SymEngine's LLVM functions do), which is what the disk cache stores.
     """
 
     def __init__(
@@ -207,11 +211,17 @@ class LLVMProgram:
 
     def __call__(self, rows: np.ndarray) -> np.ndarray:
         rows = np.ascontiguousarray(rows, dtype=np.float64)
-        if rows.shape[0] == 0:
-            return np.zeros((0, self.n_outputs))
-        for f in self.functions[:-1]:
-            rows = np.concatenate([rows, np.asarray(f(rows)).reshape(rows.shape[0], -1)], axis=1)
-        return np.asarray(self.functions[-1](rows)).reshape(rows.shape[0], -1)
+        if self.fused:
+            return np.asarray(self.functions[0](rows)).reshape(rows.shape[0], self.n_outputs)
+        out = np.empty((rows.shape[0], self.n_outputs))
+        # Level by level, each level's results are appended to the rows it reads; in chunks of
+        # rows, that traffic stays in the cache (part3 at 10 000 rows: 7.5 against 20 µs a row).
+        for at in range(0, rows.shape[0], CHUNK):
+            part = rows[at : at + CHUNK]
+            for f in self.functions[:-1]:
+                part = np.concatenate([part, np.asarray(f(part)).reshape(part.shape[0], -1)], axis=1)
+            out[at : at + CHUNK] = np.asarray(self.functions[-1](part)).reshape(part.shape[0], -1)
+        return out
 
 
 def compile_llvm(
