@@ -11,7 +11,7 @@ in each format's macro file, and ``Words`` parts are told apart by Jinja tests o
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True)
@@ -102,6 +102,7 @@ class Figure:
     draw: Callable
     data: dict = field(default_factory=dict, compare=False, hash=False)
     width: float = 0.9
+    number: int = 0  # set by the Document: figures are numbered in reading order
     kind: str = field(default="figure", init=False)
 
 
@@ -147,12 +148,18 @@ class Document:
     subtitle: Words
     blocks: tuple
 
+    def __post_init__(self) -> None:
+        # Every format says "Figure N" (LaTeX counts by itself), so the numbers live in the model.
+        figures = iter(range(1, len(self.blocks) + 1))
+        numbered = tuple(replace(b, number=next(figures)) if isinstance(b, Figure) else b for b in self.blocks)
+        object.__setattr__(self, "blocks", numbered)
+
     @property
     def figures(self) -> tuple:
-        """Every figure of the document, in order (a ``Box`` holds none).
+        """Every figure of the document, in order and numbered (a ``Box`` holds none).
 
-        >>> d = Document("T", words("s"), (Para(words("x")), Figure("a.png", words("A"), print)))
-        >>> [f.file for f in d.figures]
-        ['a.png']
+        >>> d = Document("T", words("s"), (Para(words("x")), Figure("a.png", words("A"), print), Figure("b.png", words("B"), print)))
+        >>> [(f.file, f.number) for f in d.figures]
+        [('a.png', 1), ('b.png', 2)]
         """
         return tuple(b for b in self.blocks if isinstance(b, Figure))
