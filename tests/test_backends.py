@@ -163,3 +163,14 @@ def test_a_level_by_level_program_gives_the_same_rows_in_chunks(monkeypatch):
     chunked = net._program(rows)
     one_by_one = np.stack([net._program(rows[i : i + 1])[0] for i in range(len(rows))])
     assert np.array_equal(whole, chunked) and np.array_equal(whole, one_by_one)
+
+
+@pytest.mark.parametrize("name", ["seed", "part3"])
+def test_an_empty_batch_gives_empty_outputs(name):
+    # Both LLVM forms (fused for the seed, level by level for part3) take a batch of no samples.
+    spec = load_spec(name)
+    net = compile_network(spec, backend="llvm", outputs="gradients")
+    X = np.zeros((0, *spec.input))
+    Y = np.zeros((0, *spec.y_shape)) if spec.loss == "softmax_ce" else np.zeros(0)
+    out = net(X, Y, **{k: np.zeros(s) for k, s in spec.param_shapes.items()})
+    assert all(v.shape[0] == 0 for v in out.values())

@@ -1,9 +1,9 @@
 """Machine code from the same expressions: SymEngine's LLVM backend, level by level.
 
 A program is the inputs, levels of assignments (each atom from its definition, and in the
-staged form each stage entry too), and the outputs. Where it can, the program is compiled as one function, with every atom inlined into
-the outputs and SymEngine's common-subexpression elimination sharing the pieces: the seed
-family at every size up to 28×28. Inlining an atom whose definition holds other atoms nests
+staged form each stage entry too), and the outputs. Where it can, the program is compiled as
+one function, with every atom inlined into the outputs and SymEngine's common-subexpression
+elimination sharing the pieces: the seed family at every size up to 28×28. Inlining an atom whose definition holds other atoms nests
 them, and deep networks (part3: two conv layers, tanh, softmax) inline into trees of 10¹²
 nodes that neither cse nor LLVM get through; ``fuse`` measures that before compiling, and
 such programs get one function per level of the staged program instead, whose results feed
@@ -211,6 +211,8 @@ class LLVMProgram:
 
     def __call__(self, rows: np.ndarray) -> np.ndarray:
         rows = np.ascontiguousarray(rows, dtype=np.float64)
+        if rows.shape[0] == 0:  # SymEngine refuses an empty batch
+            return np.zeros((0, self.n_outputs))
         if self.fused:
             return np.asarray(self.functions[0](rows)).reshape(rows.shape[0], self.n_outputs)
         out = np.empty((rows.shape[0], self.n_outputs))
@@ -229,8 +231,9 @@ def compile_llvm(
     steps: Sequence[Sequence[tuple[se.Symbol, se.Expr]]],
     outputs: Sequence[se.Expr],
 ) -> Callable[[np.ndarray], np.ndarray]:
-    """The LLVM counterpart of ``codegen.compile_program``, same calling convention: one
-    function where ``fuse`` allows it, else one per level.
+    """The LLVM counterpart of ``codegen.compile_program``, same calling convention.
+
+    One function where ``fuse`` allows it, else one per level.
 
     >>> x, a = se.symbols("x a")
     >>> f = compile_llvm([x], [[(a, se.Piecewise((1, se.Gt(x, 0)), (0, True)))]], [a * x + 1])
