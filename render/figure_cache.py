@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import os
 import pickle
-import tempfile
 from importlib import metadata
 from pathlib import Path
 
 from render.blocks import Figure
+from symbolic.files import write_atomic
 from symbolic.numeric.cache import folder
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -52,7 +51,7 @@ def digest(fig: Figure) -> str | None:
 def draw(fig: Figure, path: Path) -> None:
     """Write ``fig`` to ``path``: the cached PNG when there is one, else drawn (and then cached).
 
-    >>> import tempfile, numpy as np
+    >>> import os, tempfile, numpy as np
     >>> from render.blocks import words
     >>> from render.drawings import panels as matrix_panel
     >>> fig = Figure("m.png", words("M"), matrix_panel, {"mats": [np.eye(2)], "titles": ["I"]})
@@ -78,11 +77,4 @@ def draw(fig: Figure, path: Path) -> None:
     fig.draw(path, **fig.data)
     if store is None:
         return
-    try:
-        store.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=store.parent)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(path.read_bytes())
-        os.replace(tmp, store)
-    except OSError:
-        pass
+    write_atomic(store, path.read_bytes())

@@ -1,4 +1,5 @@
-"""Writing a folder of output all at once: built beside its destination, then swapped in.
+"""Writing all at once: a folder of output built beside its destination, then swapped in, and
+a cache file written beside its name, then renamed (``write_atomic``).
 
 The folder being built is hidden (its name starts with a dot) and carries the id of the process
 that builds it: ``.<out>.build-<pid>-<random>``, and the old folder being swapped out is
@@ -132,4 +133,31 @@ def replace_folder(new: Path, dest: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-__all__ = ["prepare_output", "process_alive", "remove_abandoned", "replace_folder"]
+def write_atomic(path: Path, data: bytes) -> bool:
+    """Write ``data`` to ``path`` so that a concurrent reader sees the old file or the new one.
+
+    For caches: a failure to write (a read-only or full disk) costs the next run time, not this
+    one its answer, so it is not raised; the answer is whether the file was written, and a
+    partial file never stays behind.
+
+    >>> import tempfile; root = Path(tempfile.mkdtemp())
+    >>> write_atomic(root / "sub" / "a.json", b"{}"), (root / "sub" / "a.json").read_bytes(), len(list((root / "sub").iterdir()))
+    (True, b'{}', 1)
+    >>> (root / "f").write_text("x") and write_atomic(root / "f" / "b.json", b"{}")
+    False
+    """
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except OSError:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        return False
+    return True
+
+
+__all__ = ["prepare_output", "process_alive", "remove_abandoned", "replace_folder", "write_atomic"]

@@ -18,10 +18,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
-import os
 import pickle
 import platform
-import tempfile
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
@@ -32,6 +30,7 @@ from sympy.core.function import Application
 from sympy.core.operations import AssocOp, LatticeOp
 from sympy.core.relational import Relational
 
+from symbolic.files import write_atomic
 from symbolic.numeric.cache import folder
 
 # Modules whose source the results depend on: general.py holds the rules and their lemmas, and
@@ -139,13 +138,9 @@ def _store(path: Path, results: list) -> None:
         data = dumps(results)
         if not same(pickle.loads(data), results):  # noqa: S301 - the bytes just made
             return  # an expression that does not come back as it was is not kept
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)  # atomic: a concurrent reader sees the old file or the new one
-    except Exception:  # noqa: BLE001 - a cache that cannot be written (or an object that cannot be pickled) is skipped
+    except Exception:  # noqa: BLE001 - an object that cannot be pickled is not kept
         return
+    write_atomic(path, data)
 
 
 def cached_results(prove: Callable[[], list]) -> list:

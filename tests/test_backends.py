@@ -174,3 +174,19 @@ def test_an_empty_batch_gives_empty_outputs(name):
     Y = np.zeros((0, *spec.y_shape)) if spec.loss == "softmax_ce" else np.zeros(0)
     out = net(X, Y, **{k: np.zeros(s) for k, s in spec.param_shapes.items()})
     assert all(v.shape[0] == 0 for v in out.values())
+
+
+def test_an_unwritable_cache_is_skipped_and_said(tmp_path, monkeypatch):
+    # The cache folder under a file cannot be made: the program still compiles and runs, and
+    # store says it kept nothing (the compile notice then says "not cached"), leaving no file.
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    monkeypatch.setenv("CNN_DERIVE_CACHE", str(blocker / "cache"))
+    compile_network.cache_clear()
+    net = compile_network(load_spec(), backend="llvm", outputs="gradients")
+    out = net(np.zeros((6, 6)), 1.0, W1=np.zeros((3, 3)), B1=0.0, W2=np.zeros(4), B2=0.0)
+    assert float(out["L"]) == pytest.approx(np.log(2), rel=1e-15)
+    assert cache.store("probe.pickle", {"a": 1}) is False
+    monkeypatch.setenv("CNN_DERIVE_CACHE", str(tmp_path / "ok"))
+    assert cache.store("probe.pickle", {"a": 1}) is True and [p.name for p in (tmp_path / "ok").iterdir()] == ["probe.pickle"]
+    compile_network.cache_clear()

@@ -19,14 +19,14 @@ import importlib.metadata
 import importlib.util
 import json
 import math
-import os
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from symbolic.files import write_atomic
 
 # Step and precision of the mpmath differences: with 40 digits and h = 1e-15, rounding (~1e-25)
 # and the one-sided truncation error (~h |L''|) are far below the 4 digits the handout prints.
@@ -149,13 +149,7 @@ def _keep(key: Path | None, grads: tuple) -> None:
     """Store a comparison's gradients for the next build (atomically; a failure to write only costs time)."""
     if key is None:
         return
-    try:
-        key.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=key.parent, delete=False, suffix=".tmp") as handle:
-            json.dump({"grads": list(grads)}, handle)
-        os.replace(handle.name, key)
-    except OSError:
-        pass
+    write_atomic(key, json.dumps({"grads": list(grads)}).encode())
 
 
 def representative(names: list, shapes: dict) -> list:

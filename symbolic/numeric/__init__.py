@@ -486,9 +486,10 @@ def _compiled(spec: NetworkSpec, backend: str, outputs: str) -> tuple[NumericNet
             )
         return NumericNetwork(spec, hit), tuple(notices)
     compiled = compile_outputs(spec, backend, outputs)
-    cache.store(key, compiled)
+    kept = cache.store(key, compiled)
     if compiled.seconds > 1:
-        notices.append(f"compiled {spec.label} ({compiled.backend}) in {compiled.seconds:.1f} s; cached in {cache.folder()}")
+        where = f"cached in {cache.folder()}" if kept else f"not cached: cannot write {cache.folder()}"
+        notices.append(f"compiled {spec.label} ({compiled.backend}) in {compiled.seconds:.1f} s; {where}")
     return NumericNetwork(spec, compiled), tuple(notices)
 
 

@@ -15,13 +15,13 @@ import json
 import os
 import pickle
 import platform
-import tempfile
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
 import symengine as se
 
+from symbolic.files import write_atomic
 from symbolic.spec import NetworkSpec
 
 
@@ -92,17 +92,13 @@ def load(name: str):  # noqa: ANN201 - returns symbolic.numeric.Compiled or None
         return None
 
 
-def store(name: str, compiled: object) -> None:
-    """Keep a compiled program; a cache that cannot be written is skipped silently."""
+def store(name: str, compiled: object) -> bool:
+    """Keep a compiled program, and say whether it was kept (a cache that cannot be written is skipped)."""
     try:
-        target = folder()
-        target.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=target)
-        with os.fdopen(fd, "wb") as handle:
-            pickle.dump(compiled, handle, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, target / name)  # atomic: a concurrent reader sees the old file or the new one
-    except (OSError, pickle.PicklingError, TypeError, RecursionError):
-        return
+        data = pickle.dumps(compiled, protocol=pickle.HIGHEST_PROTOCOL)
+    except (pickle.PicklingError, TypeError, RecursionError):
+        return False
+    return write_atomic(folder() / name, data)
 
 
 def remembered(kind: str, what: object, compute: Callable[[], object]) -> object:
@@ -130,16 +126,10 @@ def remembered(kind: str, what: object, compute: Callable[[], object]) -> object
     except (OSError, ValueError):
         pass
     answer = compute()
-    tmp = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(answer, handle)
-        os.replace(tmp, path)
-    except (OSError, TypeError, ValueError):
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
+        write_atomic(path, json.dumps(answer).encode())
+    except (TypeError, ValueError):  # an answer JSON cannot hold is returned, not kept
+        pass
     return answer
 
 
