@@ -46,6 +46,11 @@ def _padded(layer: Conv2D) -> sp.IndexedBase:
     return sp.IndexedBase(f"{base.label}pad") if (ph, pw) != (0, 0) else base
 
 
+def _minus(index: sp.Symbol, k: int) -> sp.Expr:
+    """``index − k`` written in that order (SymPy would print −k + index), or the index when k is 0."""
+    return sp.Add(index, -k, evaluate=False) if k else index
+
+
 def _input(layer: Conv2D) -> sp.Expr:
     _, _, _, _, ph, _ = _geometry(layer)
     x = sym(layer.names["in"])
@@ -127,8 +132,14 @@ def forward(model: Model, layer: Conv2D) -> list:
             Para(
                 words(
                     x[c, u, v],
-                    f" is the input with {ph if ph == pw else (ph, pw)} ring{'s' if max(ph, pw) > 1 else ''} of zeros around it; "
-                    "where a window hangs over the border, those zeros drop out of the sum.",
+                    f" is the input with {ph if ph == pw else (ph, pw)} ring{'s' if max(ph, pw) > 1 else ''} of zeros around it: ",
+                    eq(x[c, u, v], entry_base(n_in)[c, _minus(u, ph), _minus(v, pw)]),
+                    " for ",
+                    u,
+                    f" from {ph + 1} to {layer.in_shape[1] + ph} and ",
+                    v,
+                    f" from {pw + 1} to {layer.in_shape[2] + pw}, and 0 on the ring. "
+                    "Where a window hangs over the border, those zeros drop out of the sum.",
                 )
             )
         )

@@ -83,7 +83,7 @@ def _label_note(model: Model) -> list:
 
 
 def _notation(model: Model) -> list:
-    """How the example names a channel or a filter's slice: square brackets, since a superscript (2) means layer 2."""
+    """How the example names a channel or a filter's slice: square brackets, since a superscript (2) means Z₂, W₂, …"""
     spec = model.spec
     stage = next((la.names["out"] for la in model.layers if len(la.out_shape) == 3 and la.out_shape[0] > 1), None)
     weight = next((name for name, shape in spec.param_shapes.items() if len(shape) == 4 and shape[0] * shape[1] > 1), None)
@@ -102,7 +102,14 @@ def _notation(model: Model) -> list:
     parts += [
         ". (A superscript such as the (2) of ",
         entry_base("Z2")[sp.Symbol("k")],
-        " always means the layer, never a channel.)",
+        " says which stage or parameter an entry belongs to: ",
+        sym("Z2"),
+        ", the number under the capital letter. It is never a channel, and not the layer's position in the table; "
+        "an entry without one belongs to the first (",
+        entry_base("Z1")[sp.Symbol("k")],
+        " is an entry of ",
+        sym("Z1"),
+        ").)",
     ]
     return [Para(words(*parts))]
 

@@ -35,6 +35,18 @@ def _lecture_rule() -> sp.Expr:
     return formula(seed_loss, "input")
 
 
+def _lecture_names_note(model: Model, n_in: str) -> tuple:
+    """A reminder that the lecture's rule is in the lecture's names, where this network uses them for other stages."""
+    lecture = {str(s).replace("_", "") for s in _lecture_rule().free_symbols}
+    clash = [name for name in model.spec.stages[:-1] if name in lecture and name != n_in]  # the last is the loss, L in both
+    if not clash:
+        return ()
+    listed: list = []
+    for k, name in enumerate(clash):
+        listed += [" and " if k == len(clash) - 1 and k else ", " if k else "", sym(name)]
+    return (" (in the lecture's own names: its ", *listed, " are not this network's)" if len(clash) > 1 else " is not this network's)")
+
+
 def forward(model: Model, layer: Loss) -> list:
     """The loss: the prediction, the loss in the textbook form, and the form the engine builds (proven equal)."""
     n_in, n_out = layer.names["in"], layer.names["out"]
@@ -102,6 +114,7 @@ def backward(model: Model, layer: Loss) -> list:
                     a[k],
                     " times the label's sum. It is the same form as the lecture's sigmoid with binary cross-entropy, where ",
                     _lecture_rule(),
+                    *_lecture_names_note(model, n_in),
                     ": softmax cross-entropy is its generalization to several classes.",
                 )
             ),

@@ -37,21 +37,22 @@ def describe(layer) -> tuple:
         )
         return (
             words(
-                f"conv2d: {s.filters} filter{'s' if s.filters > 1 else ''} of {'×'.join(map(str, s.kernel))} (",
+                f"conv2d: {s.filters} filter{'s' if s.filters > 1 else ''} of {'×'.join(map(str, (*[c for c in layer.in_shape[:1] if c > 1], *s.kernel)))} (",
                 sym(layer.names["W"]),
                 ", ",
                 sym(layer.names["B"]),
                 f"){extra}",
             ),
             f"conv {'×'.join(map(str, s.kernel))}"
-            + (f"/{_pair(s.stride)}" if s.stride != (1, 1) else "")
+            + (f", stride {_pair(s.stride)}" if s.stride != (1, 1) else "")
+            + (f", pad {_pair(s.padding)}" if s.padding != (0, 0) else "")
             + f"\n{layer.names['W']}, {layer.names['B']}",
         )
     if isinstance(layer, (MaxPool, AvgPool)):
         kind = "max-pool" if isinstance(layer, MaxPool) else "avg-pool"
         win = "×".join(map(str, s.window))
         overlap = ", overlapping" if s.stride[0] < s.window[0] or s.stride[1] < s.window[1] else ""
-        return words(f"{kind} {win}, stride {_pair(s.stride)}{overlap}"), f"{kind}\n{win}/{_pair(s.stride)}"
+        return words(f"{kind} {win}, stride {_pair(s.stride)}{overlap}"), f"{kind}\n{win}, stride {_pair(s.stride)}"
     if isinstance(layer, Flatten):
         return words("flatten (row-major)"), "flatten"
     if isinstance(layer, Dense):

@@ -184,7 +184,12 @@ def backward(model: Model, layer: Pool) -> list:
         Para(words("Rule: ", mark(model, rule))),
         Para(
             words(
-                f"The engine's rule for an entry in the most windows ({n_terms} term{'s' if n_terms != 1 else ''}), in the upstream gradients ",
+                (
+                    f"The engine's rule for an entry in the most windows ({n_terms} terms), in the upstream gradients "
+                    if n_terms > 1
+                    else "The windows do not overlap, so each entry lies in one window at most: the engine's rule for an entry has 1 term, "
+                    "in the upstream gradients "
+                ),
                 pbar,
                 *(
                     (
