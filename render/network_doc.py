@@ -12,7 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from types import ModuleType
 
+import sympy as sp
+
 from render.blocks import Document, Heading, Para, Words, words
+from render.notation import Bar, Partial
 from render.sections import activation, appendix, check, conv, dense, example, flatten, loss, overview, pool
 from render.sections.common import Model, shape_text, sym
 from symbolic.layers import AvgPool, Conv2D, Dense, Flatten, Layer, Loss, MaxPool
@@ -101,6 +104,7 @@ def build_document(spec: NetworkSpec, *, case: dict | None = None, progress: Cal
                 ": each layer's equation in matrix form, then entry by entry, then the first entry as the engine builds it.",
             )
         ),
+        *conv.operators(model),
     ]
     for la in [*model.layers, model.loss]:
         blocks.append(Heading(layer_heading(la, "forward"), 2, f"forward-{la.index}"))
@@ -113,7 +117,13 @@ def build_document(spec: NetworkSpec, *, case: dict | None = None, progress: Cal
                 sym("L"),
                 " with respect to its output and passes on the gradient with respect to its input (and, for a trainable layer, "
                 "its parameters). Each rule follows from one derivative of the layer's own forward, through the chain rule. "
-                "Every rule carries its proof status, linked to the appendix.",
+                "Every rule carries its proof status, linked to the appendix. A bar marks such a gradient: ",
+                Bar(sp.Symbol("x")),
+                " stands for ",
+                Partial(sym("L"), sp.Symbol("x")),
+                ", for any entry ",
+                sp.Symbol("x"),
+                ".",
             )
         ),
     ]

@@ -91,7 +91,8 @@ class CnnLatexPrinter(LatexPrinter):
         return rf"\bar{{{letter.group(1)}}}{inner[1:]}" if letter else rf"\bar{{{inner}}}"
 
     def _print_Hadamard(self, expr, exp=None):
-        a, b = (self._print(x) for x in expr.args)
+        # ⊙ binds tighter than + and −: a sum as a factor is parenthesized.
+        a, b = (rf"\left({self._print(x)}\right)" if isinstance(x, sp.Add) else self._print(x) for x in expr.args)
         return rf"{a} \odot {b}"
 
     def _print_Conv(self, expr, exp=None):
@@ -268,7 +269,7 @@ class CnnTextPrinter(StrPrinter):
         return f"∂L/∂{self._print(expr.args[0])}"
 
     def _print_Hadamard(self, expr):
-        a, b = (self._print(x) for x in expr.args)
+        a, b = (f"({self._print(x)})" if isinstance(x, sp.Add) else self._print(x) for x in expr.args)
         return f"{a} ⊙ {b}"
 
     def _print_Conv(self, expr):

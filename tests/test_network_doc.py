@@ -380,3 +380,27 @@ def test_unusual_specs_give_a_whole_document(spec):
     titles = [b.title for b in doc.blocks if isinstance(b, Heading) and b.level == 1]
     assert [t.split(" ")[0] for t in titles] == ["1.", "2.", "3.", "4.", "5.", "Appendix:"]
     assert isinstance(doc.subtitle, Words) and render("md", doc) and render("tex", doc)
+
+
+def test_the_conv_operations_are_defined_once_as_the_network_uses_them(docs):
+    # part3 has a strided, padded conv: all six operations; a network without conv layers gets no box.
+    from render.blocks import Box
+    from render.printer import latex
+
+    def boxes(doc) -> list:
+        return [b for b in section(doc, "2.") if isinstance(b, Box)]
+
+    (box,) = boxes(docs["part3"])
+    defined = [latex(line.parts[0]) for items in box.blocks for line in items.lines]
+    assert [d.split("{")[1].split("}")[0] for d in defined] == ["conv", "conv", "pad", "dilate", "rot", "fullconv"]
+    assert not boxes(network_doc.build_document(parse_spec(SMALL)))
+
+
+def test_an_entrywise_product_with_a_sum_is_parenthesized():
+    # ⊙ binds tighter than −: dL/dA ⊙ (1 − A ⊙ A) for tanh, never dL/dA ⊙ 1 − A ⊙ A.
+    from render.notation import Hadamard
+    from render.printer import latex, text
+
+    a, b = sp.symbols("a b")
+    assert latex(Hadamard(a, 1 - b)) == r"a \odot \left(1 - b\right)"
+    assert text(Hadamard(1 - b, a)) == "(1 - b) ⊙ a"

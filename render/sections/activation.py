@@ -24,16 +24,20 @@ def _function(layer: Activation, arg: sp.Expr) -> sp.Expr:
     return op("ReLU", arg)
 
 
-def _slope(layer: Activation, zin: sp.Expr, aout: sp.Expr) -> sp.Expr:
-    """The derivative ∂a/∂z written in the layer's own terms: the mask, or the output."""
+def _slope(layer: Activation, zin: sp.Expr, aout: sp.Expr, whole: bool = False) -> sp.Expr:
+    """The derivative ∂a/∂z written in the layer's own terms: the mask, or the output.
+
+    ``whole``: for the whole array, where every product is entrywise and written with ⊙ (a
+    square of a matrix would read as a matrix power).
+    """
     if isinstance(layer, ReLU):
         return Ind(sp.StrictGreaterThan(zin, 0))
     if isinstance(layer, LeakyReLU):
         slope = sp.nsimplify(layer.spec.slope)
         return Ind(sp.StrictGreaterThan(zin, 0)) + sp.Mul(slope, Ind(sp.LessThan(zin, 0)), evaluate=False)
     if isinstance(layer, Tanh):
-        return 1 - _square(aout)
-    return sp.Mul(aout, 1 - aout, evaluate=False)
+        return 1 - (Hadamard(aout, aout) if whole else _square(aout))
+    return Hadamard(aout, 1 - aout) if whole else sp.Mul(aout, 1 - aout, evaluate=False)
 
 
 def _square(x: sp.Expr) -> sp.Expr:
@@ -60,9 +64,7 @@ def formula(layer: Activation, key: str) -> sp.Expr:
     '\\\\frac{\\\\partial L}{\\\\partial Z_{1}} = \\\\frac{\\\\partial L}{\\\\partial A_{1}} \\\\odot \\\\mathbb{1}[Z_{1} > 0]'
     """
     n_in, n_out = layer.names["in"], layer.names["out"]
-    slope = _slope(layer, sym(n_in), sym(n_out))
-    # ⊙ binds no tighter than a sum prints; a sum factor is written as a product (entrywise), which parenthesizes it.
-    return eq(grad(n_in), sp.Mul(grad(n_out), slope, evaluate=False) if isinstance(slope, sp.Add) else Hadamard(grad(n_out), slope))
+    return eq(grad(n_in), Hadamard(grad(n_out), _slope(layer, sym(n_in), sym(n_out), whole=True)))
 
 
 _WHY = {

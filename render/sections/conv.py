@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import sympy as sp
 
-from render.blocks import Display, Figure, Para, words
+from render.blocks import Box, Display, Figure, Items, Para, words
 from render.drawings import panels
 from render.notation import Bar, IndexSum, Partial, eq
 from render.sections.common import (
@@ -49,6 +49,64 @@ def _padded(layer: Conv2D) -> sp.IndexedBase:
 def _minus(index: sp.Symbol, k: int) -> sp.Expr:
     """``index − k`` written in that order (SymPy would print −k + index), or the index when k is 0."""
     return sp.Add(index, -k, evaluate=False) if k else index
+
+
+def operators(model: Model) -> list:
+    """A box defining every array operation the conv rules of this network use, or nothing without conv layers."""
+    convs = [la for la in model.layers if isinstance(la, Conv2D)]
+    if not convs:
+        return []
+    strided = any(la.spec.stride != (1, 1) for la in convs)
+    padded = any(la.spec.padding != (0, 0) for la in convs)
+    X, K, G = sym("X"), sym("K"), sym("G")
+    n, k = sp.Symbol("s"), sp.Symbol("p")
+    lines = [
+        words(
+            op("conv", X, K),
+            ": cross-correlation, as in PyTorch. The filter ",
+            K,
+            " slides over ",
+            X,
+            "; each output entry is the sum of the window's entries times the filter's, with no flip.",
+        )
+    ]
+    if strided:
+        lines.append(words(op("conv_s", X, K), ": the same, with the window moving ", n, " entries at a time (stride ", n, ")."))
+    if padded:
+        lines.append(words(op("pad_p", X), ": ", X, " with ", k, " rings of zeros around it; ", op("crop_p", G), " removes them again."))
+    if strided:
+        lines.append(
+            words(
+                op("dilate_s", G),
+                ": ",
+                G,
+                " with ",
+                sp.Add(n, -1, evaluate=False),
+                " zeros between neighbouring entries, in rows and columns.",
+            )
+        )
+    lines += [
+        words(op("rot180", K), ": ", K, " turned half a turn, its rows and its columns in reverse order."),
+        words(
+            op("fullconv", G, K),
+            ": conv of ",
+            G,
+            " with ",
+            sp.Add(sp.Symbol("k"), -1, evaluate=False),
+            " rings of zeros around it, for a ",
+            sp.Symbol("k"),
+            "×",
+            sp.Symbol("k"),
+            " filter ",
+            K,
+            ": every position where ",
+            G,
+            " and ",
+            K,
+            " overlap at all counts. It is a cross-correlation too; the only flip in the rules is the one rot180 writes.",
+        ),
+    ]
+    return [Box("Array operations in the conv rules", (Items(tuple(lines)),))]
 
 
 def _input(layer: Conv2D) -> sp.Expr:
