@@ -187,9 +187,13 @@ class CnnLatexPrinter(LatexPrinter):
 
     def _print_matrix_contents(self, expr):
         # Every matrix goes through here (the delimiters are added around it by the caller).
-        if not elided(expr.rows, expr.cols):
+        cell = None
+        if MAX_COLS < expr.cols <= NARROW_ROW and expr.rows <= MAX_ROWS:  # might be narrow enough to print whole
+            cell = max(len(self._print(e)) for e in expr)
+        if not elided(expr.rows, expr.cols, cell):
             return super()._print_matrix_contents(expr)
-        rows, cols = _kept(expr.rows, MAX_ROWS), _kept(expr.cols, MAX_COLS)
+        rows = _kept(expr.rows, MAX_ROWS)
+        cols = _kept(expr.cols, MAX_COLS if _cols_elided(expr.cols, cell) else expr.cols)
         marks = {(True, True): r"\ddots", (True, False): r"\vdots", (False, True): r"\cdots"}
         lines = [" & ".join(marks[i is None, j is None] if i is None or j is None else self._print(expr[i, j]) for j in cols) for i in rows]
         mat_str = self._settings["mat_str"] or ("smallmatrix" if self._settings["mode"] == "inline" else "matrix")
@@ -443,13 +447,23 @@ MAX_COLS = 8
 MAX_ROWS = 12
 
 
-def elided(rows: int, cols: int) -> bool:
-    """Whether a displayed matrix of this shape is printed elided.
+# A matrix with more than MAX_COLS columns is still printed whole when its widest entry is short
+# enough for the whole row to take at most this many characters of LaTeX (part3's 9×9 input of
+# small integers; never a matrix of 4-digit numbers, which would not fit the text width).
+NARROW_ROW = 40
 
-    >>> elided(4, 4), elided(26, 26), elided(1, 9)
-    (False, True, True)
+
+def _cols_elided(cols: int, cell: int | None) -> bool:
+    return cols > MAX_COLS and (cell is None or cols * cell > NARROW_ROW)
+
+
+def elided(rows: int, cols: int, cell: int | None = None) -> bool:
+    """Whether a displayed matrix of this shape is printed elided; ``cell``: its widest entry in LaTeX characters, if known.
+
+    >>> elided(4, 4), elided(26, 26), elided(1, 9), elided(9, 9, cell=2), elided(9, 9, cell=6)
+    (False, True, True, False, True)
     """
-    return cols > MAX_COLS or rows > MAX_ROWS
+    return _cols_elided(cols, cell) or rows > MAX_ROWS
 
 
 # What an elided matrix keeps of an axis that is too long: its first ELIDED_HEAD and last
@@ -460,13 +474,13 @@ ELIDED_HEAD = 3
 ELIDED_TAIL = 1
 
 
-def elided_shape(rows: int, cols: int) -> tuple:
+def elided_shape(rows: int, cols: int, cell: int | None = None) -> tuple:
     """The rows and columns a matrix of this shape is printed with, dots included.
 
-    >>> elided_shape(4, 4), elided_shape(26, 26), elided_shape(1, 9), elided_shape(16, 1)
-    ((4, 4), (5, 5), (1, 5), (5, 1))
+    >>> elided_shape(4, 4), elided_shape(26, 26), elided_shape(1, 9), elided_shape(16, 1), elided_shape(9, 9, cell=2)
+    ((4, 4), (5, 5), (1, 5), (5, 1), (9, 9))
     """
-    return len(_kept(rows, MAX_ROWS)), len(_kept(cols, MAX_COLS))
+    return len(_kept(rows, MAX_ROWS)), len(_kept(cols, MAX_COLS if _cols_elided(cols, cell) else cols))
 
 
 def _kept(n: int, limit: int) -> list:

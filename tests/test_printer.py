@@ -188,10 +188,18 @@ def test_an_elided_matrix_prints_its_corners_and_dots():
 
 
 def test_only_the_long_axis_is_elided():
-    assert latex(numbers(np.arange(9.0))) == r"\left[\begin{matrix}0 & 1 & 2 & \cdots & 8\end{matrix}\right]"
+    wide = latex(numbers(np.arange(9.0) + 0.1234))
+    assert wide == r"\left[\begin{matrix}0.1234 & 1.123 & 2.123 & \cdots & 8.123\end{matrix}\right]"
     assert latex(numbers(np.arange(16.0)).T) == r"\left[\begin{matrix}0\\1\\2\\\vdots\\15\end{matrix}\right]"
     tall = _cells(latex(numbers(np.arange(13 * 3.0).reshape(13, 3))))
     assert tall[3] == [r"\vdots"] * 3 and len(tall) == ELIDED_HEAD + 1 + ELIDED_TAIL
+
+
+def test_a_wide_matrix_of_short_entries_prints_whole():
+    # Nine columns of one-digit numbers fit the text: no dots (part3's 9×9 input); nine of 4-digit ones do not.
+    assert r"\cdots" not in latex(numbers(np.arange(9.0)))
+    assert latex(numbers(np.arange(9.0))).count("&") == 8
+    assert r"\cdots" in latex(numbers(np.arange(9.0 * 9).reshape(9, 9) / 7))
 
 
 def test_a_matrix_that_fits_prints_as_sympy_prints_it():

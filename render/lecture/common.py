@@ -157,7 +157,7 @@ def width(value) -> int:
     cell = max(len(latex(number(v))) for v in np.unique(a))
     if a.size == 1:
         return cell
-    return (min(cols, 5) if elided(rows, cols) else cols) * (cell + 2)  # with the brackets
+    return (min(cols, 5) if elided(rows, cols, cell) else cols) * (cell + 2)  # with the brackets
 
 
 def pack(items: list, budget: int = ROW_BUDGET):

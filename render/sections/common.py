@@ -187,7 +187,7 @@ def _width(m: np.ndarray) -> int:
 def piece_name(name: str, idx: tuple) -> sp.Expr:
     """The name of one 2-D piece: ``Z1`` channel 2 is Z_1[2], filter 1's weights on channel 2 are W_1[1,2].
 
-    Square brackets, never a superscript: a superscript (2) means layer 2 everywhere else in the handout.
+    Square brackets, never a superscript: a superscript (2) means an entry of Z₂, W₂, … everywhere else in the handout.
 
     >>> from render.printer import latex
     >>> latex(piece_name("Z1", (2,))), latex(piece_name("W1", (1, 2))), latex(piece_name("F", ()))
@@ -211,6 +211,7 @@ def value_blocks(name: str, arr: np.ndarray, *, gradient: bool = False, file: st
     \frac{\partial L}{\partial B_{1}} = 0.5
     """
     from render.drawings import panels
+    from render.printer import latex
 
     def lhs(idx: tuple) -> sp.Expr:
         return Partial(sp.Symbol("L"), piece_name(name, idx)) if gradient else piece_name(name, idx)
@@ -229,16 +230,17 @@ def value_blocks(name: str, arr: np.ndarray, *, gradient: bool = False, file: st
             blocks.append(Display(row[0] if len(row) == 1 else Row(*row)))
         row, used = [], 0
 
+    cut = {idx: elided(*m.shape, cell=max(len(latex(number(v))) for v in np.unique(m))) for idx, m in pieces}
     for idx, m in pieces:
         w = _width(m) + 8
-        if elided(*m.shape) or used + w > ROW_CHARS:
+        if cut[idx] or used + w > ROW_CHARS:
             flush()
         row.append(eq(lhs(idx), numbers(m)))
         used += w
-        if elided(*m.shape):
+        if cut[idx]:
             flush()
     flush()
-    if file and any(elided(*m.shape) for _, m in pieces):
+    if file and any(cut.values()):
         label = grad_label(name) if gradient else name
         titles = [label + (f"[{','.join(map(str, idx))}]" if idx else "") for idx, _ in pieces]
         blocks.append(
