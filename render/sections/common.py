@@ -241,16 +241,23 @@ def value_blocks(name: str, arr: np.ndarray, *, gradient: bool = False, file: st
             flush()
     flush()
     if file and any(cut.values()):
+        # One figure per elided piece: side by side, the panels of a page-wide figure print their
+        # numbers too small to read.
         label = grad_label(name) if gradient else name
-        titles = [label + (f"[{','.join(map(str, idx))}]" if idx else "") for idx, _ in pieces]
-        blocks.append(
-            Figure(
-                file,
-                words("Every value of ", lhs(()), (", piece by piece" if len(pieces) > 1 else ""), "."),
-                panels,
-                {"mats": [m for _, m in pieces], "titles": titles},
+        stem, dot, ext = file.rpartition(".")
+        for idx, m in pieces:
+            if not cut[idx]:
+                continue
+            suffix = "-".join(map(str, idx))
+            blocks.append(
+                Figure(
+                    f"{stem}-{suffix}.{ext}" if idx else file,
+                    words("Every value of ", lhs(idx), "."),
+                    panels,
+                    {"mats": [m], "titles": [label + (f"[{','.join(map(str, idx))}]" if idx else "")]},
+                    width=0.65 if len(pieces) > 1 else 0.9,  # two square pieces to a page
+                )
             )
-        )
     return blocks
 
 
