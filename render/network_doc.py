@@ -17,9 +17,10 @@ import sympy as sp
 from render.blocks import Document, Heading, Para, Words, words
 from render.notation import Bar, Partial
 from render.sections import activation, appendix, check, conv, dense, example, flatten, loss, overview, pool
-from render.sections.common import Model, shape_text, sym
+from render.sections.common import Model, entry_base, shape_text, sym
 from symbolic.layers import AvgPool, Conv2D, Dense, Flatten, Layer, Loss, MaxPool
 from symbolic.layers.activation import Activation
+from symbolic.rules import labels_for
 from symbolic.spec import NetworkSpec
 
 # The section builder of each layer class (the first that matches).
@@ -73,6 +74,18 @@ def gather(spec: NetworkSpec, case: dict | None = None, progress: Callable[[str]
     return Model(spec, layers, loss_layer, rules, results, local, values_case, values, source)
 
 
+def _engine_names(model: Model) -> tuple:
+    """How the engine's names relate to the index form, on the first layer's first entry (said once, before its first use)."""
+    layer = model.layers[0]
+    out = layer.names["out"]
+    shape = model.local[layer.index].output.shape
+    label = labels_for(model.spec, out, shape)[(0,) * len(shape)]
+    index = entry_base(out)[(1,) * len(layer.out_shape)]
+    if len(layer.out_shape) < 2 or str(index) == label:
+        return ()
+    return (" The engine names an entry by its indices run together, leaving out axes of length 1: ", sp.Symbol(label), " is ", index, ".")
+
+
 def build_document(spec: NetworkSpec, *, case: dict | None = None, progress: Callable[[str], None] | None = None) -> Document:
     """The per-layer handout for ``spec`` as a document model.
 
@@ -102,6 +115,7 @@ def build_document(spec: NetworkSpec, *, case: dict | None = None, progress: Cal
                 " to the loss ",
                 sym("L"),
                 ": each layer's equation in matrix form, then entry by entry, then the first entry as the engine builds it.",
+                *_engine_names(model),
             )
         ),
         *conv.operators(model),
