@@ -67,10 +67,23 @@ def forward(model: Model, layer: Loss) -> list:
                     eq(sp.log(a[k]), sp.Add(z[k], -op("lse", sym(n_in)), evaluate=False)),
                     ", where the log-sum-exp is ",
                     eq(op("lse", sym(n_in)), sp.log(IndexSum(sp.exp(z[k]), (k, 1, m)))),
-                    ", the loss is ",
-                    sp.Mul(IndexSum(y[k], (k, 1, m)), op("lse", sym(n_in)), evaluate=False),
-                    " minus the label-weighted scores. The label sums to 1, so the engine builds it as log-sum-exp minus the "
-                    "label-weighted scores (the two forms are proven equal when ",
+                    ", the loss is the label's sum times the log-sum-exp, minus the label-weighted scores:",
+                )
+            ),
+            Display(
+                eq(
+                    sp.Symbol("L"),
+                    sp.Add(
+                        sp.Mul(op("lse", sym(n_in)), IndexSum(y[k], (k, 1, m)), evaluate=False),
+                        -IndexSum(y[k] * z[k], (k, 1, m)),
+                        evaluate=False,
+                    ),
+                )
+            ),
+            Para(
+                words(
+                    "The label sums to 1, so the engine builds it as log-sum-exp minus the label-weighted scores (the two forms are "
+                    "proven equal when ",
                     Y,
                     " sums to 1):",
                 )
@@ -87,7 +100,7 @@ def forward(model: Model, layer: Loss) -> list:
         return blocks
     else:
         blocks += [
-            Para(words(f"The prediction is {n_in} itself; the loss is the mean squared error over its {m} entries:")),
+            Para(words("The prediction is ", sym(n_in), f" itself; the loss is the mean squared error over its {m} entries:")),
             Display(eq(sp.Symbol("L"), IndexSum((z[k] - y[k]) ** 2, (k, 1, m)) / m)),
             Para(words("As the engine builds it:")),
         ]
