@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from itertools import count
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,7 @@ class Document:
 
     def __post_init__(self) -> None:
         # Every format says "Figure N" (LaTeX counts by itself), so the numbers live in the model.
-        figures = iter(range(1, len(self.blocks) + 1))
+        figures = count(1)
         numbered = tuple(replace(b, number=next(figures)) if isinstance(b, Figure) else b for b in self.blocks)
         object.__setattr__(self, "blocks", numbered)
 

@@ -453,6 +453,19 @@ MAX_ROWS = 12
 NARROW_ROW = 40
 
 
+def cell_width(values: object) -> int:
+    """The widest entry of a numeric array as the printer writes it, in LaTeX characters (``elided``'s ``cell``).
+
+    ``0.5`` is the widest here: three characters against the two of ``-2``.
+
+    >>> cell_width([[0.0, -2.0], [1.0, 0.5]])
+    3
+    """
+    import numpy as np  # only numeric callers need it; the printer itself prints SymPy objects
+
+    return max(len(latex(number(v))) for v in np.unique(np.asarray(values, dtype=float)))
+
+
 def _cols_elided(cols: int, cell: int | None) -> bool:
     return cols > MAX_COLS and (cell is None or cols * cell > NARROW_ROW)
 

@@ -150,11 +150,11 @@ def width(value) -> int:
     >>> width(0.5), width(np.zeros((3, 3))), width(np.ones((26, 26)) / 3)
     (3, 9, 40)
     """
-    from render.printer import elided, latex, number
+    from render.printer import cell_width, elided
 
     a = np.atleast_2d(np.asarray(value, dtype=float))
     rows, cols = a.shape
-    cell = max(len(latex(number(v))) for v in np.unique(a))
+    cell = cell_width(a)
     if a.size == 1:
         return cell
     return (min(cols, 5) if elided(rows, cols, cell) else cols) * (cell + 2)  # with the brackets

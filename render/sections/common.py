@@ -15,7 +15,7 @@ import sympy as sp
 
 from render.blocks import Display, Figure, Link, Strong, Words, words
 from render.notation import Partial, Row, SumLines, eq
-from render.printer import elided, number, numbers, to_display
+from render.printer import cell_width, elided, number, numbers, to_display
 from symbolic.layers import Layer
 from symbolic.names import grad_key, scalar_name
 from symbolic.spec import NetworkSpec
@@ -211,7 +211,6 @@ def value_blocks(name: str, arr: np.ndarray, *, gradient: bool = False, file: st
     \frac{\partial L}{\partial B_{1}} = 0.5
     """
     from render.drawings import panels
-    from render.printer import latex
 
     def lhs(idx: tuple) -> sp.Expr:
         return Partial(sp.Symbol("L"), piece_name(name, idx)) if gradient else piece_name(name, idx)
@@ -230,7 +229,7 @@ def value_blocks(name: str, arr: np.ndarray, *, gradient: bool = False, file: st
             blocks.append(Display(row[0] if len(row) == 1 else Row(*row)))
         row, used = [], 0
 
-    cut = {idx: elided(*m.shape, cell=max(len(latex(number(v))) for v in np.unique(m))) for idx, m in pieces}
+    cut = {idx: elided(*m.shape, cell=cell_width(m)) for idx, m in pieces}
     for idx, m in pieces:
         w = _width(m) + 8
         if cut[idx] or used + w > ROW_CHARS:

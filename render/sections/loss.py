@@ -35,9 +35,9 @@ def _lecture_rule() -> sp.Expr:
     return formula(seed_loss, "input")
 
 
-def _lecture_names_note(model: Model, n_in: str) -> tuple:
+def _lecture_names_note(model: Model, n_in: str, rule: sp.Expr) -> tuple:
     """A reminder that the lecture's rule is in the lecture's names, where this network uses them for other stages."""
-    lecture = {str(s).replace("_", "") for s in _lecture_rule().free_symbols}
+    lecture = {str(s).replace("_", "") for s in rule.free_symbols}
     clash = [name for name in model.spec.stages[:-1] if name in lecture and name != n_in]  # the last is the loss, L in both
     if not clash:
         return ()
@@ -116,6 +116,7 @@ def backward(model: Model, layer: Loss) -> list:
     local = model.local[layer.index]
     first = (0,) * local.inputs.ndim
     if isinstance(layer, SoftmaxCE):
+        lecture = _lecture_rule()
         why = [
             Para(words("The derivative of log-sum-exp is the softmax, and the label-weighted sum gives the label:")),
             Display(eq(Partial(op("lse", sym(n_in)), z[k]), a[k])),
@@ -126,8 +127,8 @@ def backward(model: Model, layer: Loss) -> list:
                     ": prediction minus label. This is where the label summing to 1 matters: without it the first term would be ",
                     a[k],
                     " times the label's sum. It is the same form as the lecture's sigmoid with binary cross-entropy, where ",
-                    _lecture_rule(),
-                    *_lecture_names_note(model, n_in),
+                    lecture,
+                    *_lecture_names_note(model, n_in, lecture),
                     ": softmax cross-entropy is its generalization to several classes.",
                 )
             ),

@@ -199,7 +199,7 @@ def staged_program(net: Network) -> tuple[list[list[tuple[se.Symbol, se.Expr]]],
     return steps, mapping
 
 
-def compile_outputs(spec: NetworkSpec, backend: str, outputs: str = "all", net: Network | None = None) -> Compiled:
+def compile_outputs(spec: NetworkSpec, backend: str, outputs: str = "all") -> Compiled:
     """Build the network for one sample, run its backward chain, and compile the chosen outputs.
 
     ``outputs="gradients"`` keeps L, the prediction and the parameter gradients (what training
@@ -207,7 +207,7 @@ def compile_outputs(spec: NetworkSpec, backend: str, outputs: str = "all", net: 
     """
     t0 = time.perf_counter()
     one = dataclasses.replace(spec, batch=1) if spec.batch != 1 else spec
-    net = net if net is not None else build(one)  # a caller that built it already passes it
+    net = build(one)
     symbolic = symbolic_outputs(net)
     if outputs == "gradients":
         wanted = ["L", one.stages[-2], *(f"dL/d{p}" for p in one.param_shapes)]
